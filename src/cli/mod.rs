@@ -1,0 +1,65 @@
+//! The `switchboard` command line. Each subcommand lives in its own file;
+//! this one parses arguments and turns errors into messages and exit codes.
+
+mod audio_cmd;
+mod demo;
+mod engines;
+mod models_cmd;
+mod say;
+mod transcribe;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "An AI call-flow agent for your PBX"
+)]
+pub struct Cli {
+    /// Folder holding the models (default: ./models, or $SWITCHBOARD_MODELS).
+    #[arg(long, global = true, value_name = "DIR")]
+    models: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Transcribe audio files (WAV, FLAC, Ogg Vorbis).
+    Transcribe(transcribe::Args),
+    /// Synthesise speech to an 8 kHz telephone WAV file.
+    Say(say::Args),
+    /// List, fetch, verify and convert models.
+    #[command(subcommand)]
+    Models(models_cmd::Command),
+    /// Audio tools: the simulated telephone line.
+    #[command(subcommand)]
+    Audio(audio_cmd::Command),
+    /// Speech in and out: synthesise a caller, send it down a simulated
+    /// telephone line, transcribe it, and print both with timings.
+    Demo(demo::Args),
+}
+
+/// Runs the command line; the binary's `main` is just this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let models = crate::models::models_dir(cli.models.as_deref());
+    let result = match cli.command {
+        Command::Transcribe(args) => transcribe::run(&models, args),
+        Command::Say(args) => say::run(&models, args),
+        Command::Models(cmd) => models_cmd::run(&models, cmd),
+        Command::Audio(cmd) => audio_cmd::run(cmd),
+        Command::Demo(args) => demo::run(&models, args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! Switchboard: an AI call-flow agent that answers calls on a PBX, listens,
+//! works out what the caller wants and transfers the call.
+//!
+//! The crate is laid out one folder per concern (see `docs/architecture.md`):
+//!
+//! - [`audio`]: typed sample buffers, file decoding, resampling, WAV output
+//!   and a simulated telephone channel.
+//! - [`media`]: telephone codecs (G.711).
+//! - [`speech`]: speech-to-text and text-to-speech behind traits, with
+//!   bounded worker pools so inference never runs on the async runtime.
+//! - [`models`]: the pinned model catalogue, fetching, hash checks and the
+//!   CTranslate2-to-ggml Whisper converter.
+//! - [`cli`]: the `switchboard` command line.
+
+pub mod audio;
+pub mod cli;
+pub mod media;
+pub mod models;
+pub mod speech;

@@ -1,0 +1,95 @@
+//! Speech-to-text behind one trait.
+//!
+//! [`SpeechToText::transcribe`] is blocking and CPU-bound. Async code never
+//! calls it directly: it goes through [`SttPool`], a fixed set of worker
+//! threads fed by a bounded queue, so inference never runs on the runtime's
+//! threads and load turns into queueing, not into more threads.
+
+mod pool;
+mod whisper;
+
+use std::path::Path;
+use std::time::Duration;
+
+pub use pool::SttPool;
+pub use whisper::{WhisperConfig, WhisperStt};
+
+use crate::audio::Samples;
+use crate::models::ModelError;
+
+/// What a recogniser heard.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Transcript {
+    /// The text, empty when nothing was said.
+    pub text: String,
+    /// Detected or forced language (ISO 639-1), when the model knows.
+    pub language: Option<String>,
+    /// The model's probability that the audio holds no speech.
+    pub no_speech_probability: f32,
+    /// Mean probability of the text tokens: a confidence in [0, 1].
+    pub confidence: f32,
+    /// Length of the audio.
+    #[serde(with = "millis")]
+    pub audio: Duration,
+    /// Wall time spent recognising.
+    #[serde(with = "millis")]
+    pub elapsed: Duration,
+    /// Decoding passes: 1, or more when a guard made it decode again.
+    pub passes: u8,
+    /// Which model produced the text.
+    pub model: String,
+}
+
+/// The default recogniser: English tiny.en, with the multilingual base
+/// model re-decoding what tiny.en is unsure of (and identifying a caller's
+/// language when it is not English). Both files are hash-checked.
+pub fn load_default(models: &Path, config: WhisperConfig) -> Result<WhisperStt, ModelError> {
+    let tiny = crate::models::verified_path(models, "whisper-tiny.en")?;
+    let base = crate::models::verified_path(models, "whisper-base")?;
+    let escalation = WhisperStt::load(
+        &base,
+        WhisperConfig {
+            language: None,
+            ..config.clone()
+        },
+    )?;
+    Ok(WhisperStt::load(&tiny, config)?.with_escalation(escalation))
+}
+
+/// Per-request hints.
+#[derive(Clone, Debug, Default)]
+pub struct TranscribeOptions {
+    /// Text that primes the decoder with the expected vocabulary (Whisper's
+    /// initial prompt), for example the call flow's intent names.
+    pub prompt: Option<String>,
+}
+
+/// Why recognition failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SttError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("speech recognition failed: {0}")]
+    Inference(String),
+    #[error("the speech recogniser has shut down")]
+    Closed,
+}
+
+/// A speech recogniser. Implementations are shared between threads; each
+/// call may run concurrently with others.
+pub trait SpeechToText: Send + Sync {
+    /// Recognises one utterance (any sample rate). Blocking.
+    fn transcribe(
+        &self,
+        audio: &Samples,
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, SttError>;
+}
+
+pub(crate) mod millis {
+    use std::time::Duration;
+
+    pub fn serialize<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64((d.as_secs_f64() * 1000.0 * 10.0).round() / 10.0)
+    }
+}
