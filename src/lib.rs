@@ -5,7 +5,8 @@
 //!
 //! - [`audio`]: typed sample buffers, file decoding, resampling, WAV output
 //!   and a simulated telephone channel.
-//! - [`media`]: telephone codecs (G.711).
+//! - [`media`]: telephone codecs (G.711), RTP, jitter buffer, DTMF, RTCP.
+//! - [`sip`]: SIP signalling (SDP, digest authentication, message checks).
 //! - [`speech`]: speech-to-text and text-to-speech behind traits, with
 //!   bounded worker pools so inference never runs on the async runtime.
 //! - [`models`]: the pinned model catalogue, fetching, hash checks and the
@@ -16,4 +17,5 @@ pub mod audio;
 pub mod cli;
 pub mod media;
 pub mod models;
+pub mod sip;
 pub mod speech;

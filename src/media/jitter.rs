@@ -1,0 +1,761 @@
+//! A jitter buffer for one incoming G.711 stream of 20 ms packets, in
+//! virtual time.
+//!
+//! Call order: [`JitterBuffer::handle_packet`] for every audio packet as it
+//! arrives, and [`JitterBuffer::poll_frame`] once per 20 ms from the
+//! driver's playout clock. Until the first packet has been held for the
+//! target delay, `poll_frame` returns `None`; from then on it returns one
+//! [`Frame`] per call, in sequence order: the packet's audio, or a
+//! concealment frame for a packet that is missing.
+//!
+//! Playout follows sequence numbers, one slot per poll:
+//!
+//! - A missing slot while later packets are queued is a loss: it is
+//!   concealed (the last frame repeated at falling gain, then silence) and
+//!   its packet, should it still come, is dropped as late.
+//! - A missing slot with nothing queued is an underrun. The buffer cannot
+//!   tell loss from a sender that paused (silence suppression, hold, a DTMF
+//!   digit replacing audio), so it conceals without consuming the slot and
+//!   re-buffers: playout resumes once the next packet has been held for the
+//!   target delay, from the slot it stopped at. A paused talkspurt thus
+//!   resumes without its first packet looking late, and a burst loss costs
+//!   no more delay than it already did.
+//! - The buffer never holds more than `capacity` slots: when packets run
+//!   ahead (a burst after a network stall), the oldest are dropped so the
+//!   delay stays bounded.
+//! - A jump of the sequence number far outside the window (RFC 3550 A.1's
+//!   `MAX_DROPOUT` ahead, `MAX_MISORDER` behind) is believed only when the
+//!   next packet continues it, as A.1 does; a new SSRC is believed at once.
+//!   Either restarts the buffer.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::media::g711::Law;
+use crate::media::rtp::{payload_type_for, RtpPacket, FRAME_SAMPLES};
+
+/// RFC 3550 A.1: a sequence number this far ahead is a discontinuity, not
+/// a loss burst.
+const MAX_DROPOUT: i64 = 3_000;
+
+/// RFC 3550 A.1: a sequence number this far behind is a discontinuity, not
+/// a reordered packet.
+const MAX_MISORDER: i64 = 100;
+
+/// Gains of successive concealment frames, in quarters: the last frame is
+/// repeated at 3/4, 1/2, 1/4, then silence. Repeating at full level would
+/// turn a lost syllable into a buzz; fading over 60 ms hides short losses
+/// and ends in silence for long ones.
+const FADE_QUARTERS: [i32; 3] = [3, 2, 1];
+
+/// How many recent slots the duplicate detector remembers.
+const HISTORY_SLOTS: i64 = 64;
+
+/// Settings for one stream, from the SDP answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct JitterConfig {
+    /// The codec the stream carries; only packets of its static payload
+    /// type are taken.
+    pub law: Law,
+    /// How long the first packet is held before playout starts, and again
+    /// after an underrun: the jitter the buffer absorbs.
+    pub target_delay: Duration,
+    /// The most 20 ms slots held at once; bounds the delay after bursts.
+    pub capacity: usize,
+}
+
+impl JitterConfig {
+    /// 60 ms target delay and 200 ms capacity: enough for the jitter of a
+    /// LAN or a decent trunk, small enough that barge-in still feels
+    /// immediate.
+    pub fn new(law: Law) -> Self {
+        JitterConfig {
+            law,
+            target_delay: Duration::from_millis(60),
+            capacity: 10,
+        }
+    }
+}
+
+/// One 20 ms frame of playout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// A packet's audio, decoded.
+    Audio { sequence: u16, samples: Vec<i16> },
+    /// Stand-in audio for a missing packet or an underrun.
+    Concealed { samples: Vec<i16> },
+}
+
+impl Frame {
+    pub fn samples(&self) -> &[i16] {
+        match self {
+            Frame::Audio { samples, .. } | Frame::Concealed { samples } => samples,
+        }
+    }
+}
+
+/// Counters for monitoring and RTCP. All are cumulative.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JitterStats {
+    /// Audio packets handed in, whatever became of them.
+    pub received: u64,
+    /// Frames played from packets.
+    pub played: u64,
+    /// Slots played without their packet, including packets that came late.
+    pub lost: u64,
+    /// Packets that arrived after their slot was played or skipped.
+    pub late: u64,
+    /// Packets received twice.
+    pub duplicate: u64,
+    /// Concealment frames produced, for losses and underruns.
+    pub concealed: u64,
+    /// Packets dropped unplayed to keep the buffer within capacity.
+    pub overflowed: u64,
+    /// Packets far outside the sequence window that no successor confirmed.
+    pub discarded: u64,
+    /// Restarts for a new SSRC or a confirmed sequence discontinuity.
+    pub resets: u64,
+}
+
+/// Where playout stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Playout {
+    /// Nothing to play yet and nothing played: polls return `None`.
+    Idle,
+    /// Holding the first packets until the target delay: polls return
+    /// `None`.
+    Buffering { since: Instant },
+    /// One slot per poll.
+    Playing,
+    /// Playout has begun but the buffer ran dry: polls conceal until a
+    /// packet has been held for the target delay (`since` is when the first
+    /// one arrived).
+    Underrun { since: Option<Instant> },
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug)]
+pub struct JitterBuffer {
+    config: JitterConfig,
+    payload_type: u8,
+    /// The source being played; another SSRC means another stream.
+    ssrc: Option<u32>,
+    /// Highest extended sequence number accepted: 16-bit sequence numbers
+    /// are extended to the nearest value around it, which takes care of
+    /// wrap-around at 65535.
+    highest: i64,
+    /// Packets waiting for their slot, by extended sequence number.
+    queue: BTreeMap<i64, Vec<u8>>,
+    /// The next slot to play; `None` until the first frame of the current
+    /// sequence space is played. Packets below it are late or duplicates.
+    next: Option<i64>,
+    /// Bit `i` is set if slot `next - 1 - i` was played from a packet, so a
+    /// packet behind `next` can be told a duplicate from a late one.
+    history: u64,
+    /// A packet far outside the window, kept until the next packet says
+    /// whether it starts a new sequence (RFC 3550 A.1's probation).
+    probe: Option<RtpPacket>,
+    playout: Playout,
+    /// The last frame played, the material for concealment.
+    last_audio: Vec<i16>,
+    /// Concealment frames since the last real one, to pick the fade gain.
+    concealed_run: usize,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    pub fn new(config: JitterConfig) -> Self {
+        debug_assert!(config.capacity > 0, "a jitter buffer that holds nothing");
+        JitterBuffer {
+            config: JitterConfig {
+                capacity: config.capacity.max(1),
+                ..config
+            },
+            payload_type: payload_type_for(config.law),
+            ssrc: None,
+            highest: 0,
+            queue: BTreeMap::new(),
+            next: None,
+            history: 0,
+            probe: None,
+            playout: Playout::Idle,
+            last_audio: Vec::new(),
+            concealed_run: 0,
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Packets waiting for playout.
+    pub fn buffered(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Takes one packet of the stream. Packets of another payload type
+    /// (telephone-event, comfort noise) are not audio for this buffer and
+    /// are ignored; the driver routes them elsewhere.
+    pub fn handle_packet(&mut self, now: Instant, packet: RtpPacket) {
+        if packet.payload_type != self.payload_type {
+            return;
+        }
+        self.stats.received += 1;
+
+        if self.ssrc != Some(packet.ssrc) {
+            if self.ssrc.is_some() {
+                // RFC 3550 8.2: a new SSRC is a new source with its own
+                // sequence space; nothing queued from the old one follows.
+                self.restart();
+            }
+            self.ssrc = Some(packet.ssrc);
+            self.highest = i64::from(packet.sequence);
+        }
+
+        let sequence = self.extend(packet.sequence);
+        let delta = sequence - self.highest;
+        if !(-MAX_MISORDER..MAX_DROPOUT).contains(&delta) {
+            self.handle_jump(now, packet);
+            return;
+        }
+        if self.probe.take().is_some() {
+            // The stream carried on where it was: the far-off packet was
+            // a stray.
+            self.stats.discarded += 1;
+        }
+        self.accept(now, sequence, packet.payload);
+    }
+
+    /// The frame for the current 20 ms slot, or `None` before playout has
+    /// started.
+    pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
+        let target = self.config.target_delay;
+        match self.playout {
+            Playout::Idle => None,
+            Playout::Buffering { since } => {
+                if now.saturating_duration_since(since) < target {
+                    return None;
+                }
+                self.begin_playout();
+                Some(self.play_slot())
+            }
+            Playout::Underrun { since: Some(since) }
+                if now.saturating_duration_since(since) >= target =>
+            {
+                self.begin_playout();
+                Some(self.play_slot())
+            }
+            Playout::Underrun { .. } => Some(self.conceal()),
+            Playout::Playing => Some(self.play_slot()),
+        }
+    }
+
+    /// The extended sequence number nearest to the highest accepted one.
+    fn extend(&self, sequence: u16) -> i64 {
+        // Truncating to u16 and back to a signed distance is modular
+        // arithmetic, valid for negative extended numbers too.
+        let distance = sequence.wrapping_sub(self.highest as u16) as i16;
+        self.highest + i64::from(distance)
+    }
+
+    /// RFC 3550 A.1: believe a discontinuity only when two sequential
+    /// packets agree on it, so one stray packet cannot flush the buffer.
+    fn handle_jump(&mut self, now: Instant, packet: RtpPacket) {
+        match self.probe.take() {
+            Some(probe) if probe.sequence.wrapping_add(1) == packet.sequence => {
+                self.restart();
+                self.highest = i64::from(probe.sequence);
+                let first = self.extend(probe.sequence);
+                self.accept(now, first, probe.payload);
+                let second = self.extend(packet.sequence);
+                self.accept(now, second, packet.payload);
+            }
+            previous => {
+                if previous.is_some() {
+                    self.stats.discarded += 1;
+                }
+                self.probe = Some(packet);
+            }
+        }
+    }
+
+    fn accept(&mut self, now: Instant, sequence: i64, payload: Vec<u8>) {
+        if let Some(next) = self.next {
+            if sequence < next {
+                let behind = next - sequence;
+                let was_played = behind <= HISTORY_SLOTS && self.history & (1 << (behind - 1)) != 0;
+                if was_played {
+                    self.stats.duplicate += 1;
+                } else {
+                    self.stats.late += 1;
+                }
+                return;
+            }
+        }
+        if self.queue.contains_key(&sequence) {
+            self.stats.duplicate += 1;
+            return;
+        }
+        self.queue.insert(sequence, payload);
+        self.highest = self.highest.max(sequence);
+        self.playout = match self.playout {
+            Playout::Idle => Playout::Buffering { since: now },
+            Playout::Underrun { since: None } => Playout::Underrun { since: Some(now) },
+            other => other,
+        };
+        self.enforce_capacity();
+    }
+
+    /// Drops the oldest packets (and skips their slots) so that at most
+    /// `capacity` slots lie between the next slot and the newest packet.
+    fn enforce_capacity(&mut self) {
+        let Some((&newest, _)) = self.queue.last_key_value() else {
+            return;
+        };
+        let floor = newest - self.config.capacity as i64 + 1;
+        let mut dropped = 0;
+        while let Some(oldest) = self.queue.first_entry() {
+            if *oldest.key() >= floor {
+                break;
+            }
+            oldest.remove();
+            dropped += 1;
+        }
+        self.stats.overflowed += dropped;
+        if let Some(next) = self.next.filter(|&next| next < floor) {
+            // Every skipped slot either had a packet (just dropped) or had
+            // none, which makes it lost.
+            let skipped = (floor - next) as u64;
+            self.stats.lost += skipped - dropped;
+            self.skip_history(floor - next);
+            self.next = Some(floor);
+        }
+    }
+
+    /// Resumes playout at the earliest queued packet. Slots between where
+    /// playout stopped and that packet never arrived.
+    fn begin_playout(&mut self) {
+        if let Some((&first, _)) = self.queue.first_key_value() {
+            if let Some(next) = self.next {
+                let gap = first - next;
+                self.stats.lost += gap as u64;
+                self.skip_history(gap);
+            }
+            self.next = Some(first);
+        }
+        self.playout = Playout::Playing;
+    }
+
+    fn play_slot(&mut self) -> Frame {
+        let Some(slot) = self.next else {
+            // Nothing was queued to start from; wait for packets.
+            self.playout = Playout::Underrun { since: None };
+            return self.conceal();
+        };
+        if let Some(payload) = self.queue.remove(&slot) {
+            let law = self.config.law;
+            let samples: Vec<i16> = payload.iter().map(|&byte| law.decode(byte)).collect();
+            self.next = Some(slot + 1);
+            self.history = (self.history << 1) | 1;
+            self.stats.played += 1;
+            self.concealed_run = 0;
+            self.last_audio.clone_from(&samples);
+            return Frame::Audio {
+                // The low 16 bits of the extended number are the wire's.
+                sequence: slot as u16,
+                samples,
+            };
+        }
+        if self.queue.is_empty() {
+            // Loss or a pause in sending: keep the slot and re-buffer.
+            self.playout = Playout::Underrun { since: None };
+        } else {
+            self.stats.lost += 1;
+            self.next = Some(slot + 1);
+            self.history <<= 1;
+        }
+        self.conceal()
+    }
+
+    fn conceal(&mut self) -> Frame {
+        self.stats.concealed += 1;
+        let quarters = FADE_QUARTERS.get(self.concealed_run).copied().unwrap_or(0);
+        self.concealed_run = self.concealed_run.saturating_add(1);
+        let samples = if self.last_audio.is_empty() {
+            vec![0; FRAME_SAMPLES]
+        } else {
+            // |sample * 3/4| never exceeds |sample|, so the cast is exact.
+            self.last_audio
+                .iter()
+                .map(|&sample| (i32::from(sample) * quarters / 4) as i16)
+                .collect()
+        };
+        Frame::Concealed { samples }
+    }
+
+    fn skip_history(&mut self, slots: i64) {
+        self.history = if slots >= HISTORY_SLOTS {
+            0
+        } else {
+            self.history << slots
+        };
+    }
+
+    /// Forgets the current sequence space. Playout that has begun carries
+    /// on concealing until the new stream has been buffered.
+    fn restart(&mut self) {
+        self.stats.resets += 1;
+        self.queue.clear();
+        self.next = None;
+        self.history = 0;
+        self.probe = None;
+        self.playout = match self.playout {
+            Playout::Idle | Playout::Buffering { .. } => Playout::Idle,
+            Playout::Playing | Playout::Underrun { .. } => Playout::Underrun { since: None },
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::rtp::FRAME_DURATION;
+
+    const SSRC: u32 = 0xABCD;
+    const LAW: Law = Law::MuLaw;
+
+    /// A payload whose decoded level identifies the packet.
+    fn payload(sequence: u16) -> Vec<u8> {
+        let level = 1_000 + i16::try_from(sequence % 200).expect("small") * 100;
+        vec![LAW.encode(level); FRAME_SAMPLES]
+    }
+
+    /// A sample at `quarters`/4 of its level, as concealment computes it.
+    fn scaled(sample: i16, quarters: i32) -> i16 {
+        (i32::from(sample) * quarters / 4) as i16
+    }
+
+    fn decoded(sequence: u16) -> Vec<i16> {
+        payload(sequence).iter().map(|&b| LAW.decode(b)).collect()
+    }
+
+    fn packet(sequence: u16) -> RtpPacket {
+        RtpPacket {
+            payload_type: payload_type_for(LAW),
+            sequence,
+            timestamp: u32::from(sequence) * 160,
+            ssrc: SSRC,
+            marker: false,
+            payload: payload(sequence),
+        }
+    }
+
+    /// Drives a buffer tick by tick, 20 ms apart: the packets listed for a
+    /// tick arrive at that instant, then the driver polls. Returns one
+    /// entry per poll: the sequence number played, `c` for concealment and
+    /// `-` for nothing.
+    fn run(
+        buffer: &mut JitterBuffer,
+        t0: Instant,
+        arrivals: &[(u32, RtpPacket)],
+        ticks: u32,
+    ) -> Vec<String> {
+        (0..ticks)
+            .map(|tick| {
+                let now = t0 + FRAME_DURATION * tick;
+                for (_, packet) in arrivals.iter().filter(|(at, _)| *at == tick) {
+                    buffer.handle_packet(now, packet.clone());
+                }
+                match buffer.poll_frame(now) {
+                    None => "-".to_string(),
+                    Some(Frame::Audio { sequence, samples }) => {
+                        assert_eq!(samples, decoded(sequence), "audio of packet {sequence}");
+                        sequence.to_string()
+                    }
+                    Some(Frame::Concealed { .. }) => "c".to_string(),
+                }
+            })
+            .collect()
+    }
+
+    /// One packet per tick from `first`, with the given sequence numbers
+    /// left out.
+    fn steady(first: u16, ticks: u32, missing: &[u16]) -> Vec<(u32, RtpPacket)> {
+        (0..ticks)
+            .map(|tick| (tick, first.wrapping_add(tick as u16)))
+            .filter(|(_, sequence)| !missing.contains(sequence))
+            .map(|(tick, sequence)| (tick, packet(sequence)))
+            .collect()
+    }
+
+    fn buffer() -> JitterBuffer {
+        JitterBuffer::new(JitterConfig::new(LAW))
+    }
+
+    fn ladder(entries: &[&str]) -> Vec<String> {
+        entries.iter().map(|entry| entry.to_string()).collect()
+    }
+
+    #[test]
+    fn waits_for_the_target_delay_then_plays_in_order() {
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &steady(100, 20, &[]), 10);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "100", "101", "102", "103", "104", "105", "106"])
+        );
+        assert_eq!(buffer.buffered(), 3, "the 60 ms cushion");
+        let stats = buffer.stats();
+        assert_eq!((stats.received, stats.played, stats.lost), (10, 7, 0));
+    }
+
+    #[test]
+    fn puts_reordered_packets_in_place() {
+        let mut arrivals = steady(100, 12, &[101, 105]);
+        arrivals.push((2, packet(101))); // after 102, before playout starts
+        arrivals.push((7, packet(105))); // after 106 and 107, before its slot
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 10);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "100", "101", "102", "103", "104", "105", "106"])
+        );
+        assert_eq!(buffer.stats().late, 0);
+    }
+
+    #[test]
+    fn conceals_a_lost_packet_with_the_previous_frame_attenuated() {
+        let mut buffer = buffer();
+        let t0 = Instant::now();
+        let arrivals = steady(100, 20, &[103]);
+        let out = run(&mut buffer, t0, &arrivals[..5], 6);
+        assert_eq!(out, ladder(&["-", "-", "-", "100", "101", "102"]));
+        // Slot 103, with 104 and 105 queued behind it.
+        for (_, packet) in &arrivals[5..7] {
+            buffer.handle_packet(t0 + FRAME_DURATION * 6, packet.clone());
+        }
+        let concealed = buffer.poll_frame(t0 + FRAME_DURATION * 6);
+        let expected: Vec<i16> = decoded(102).iter().map(|&s| scaled(s, 3)).collect();
+        assert_eq!(concealed, Some(Frame::Concealed { samples: expected }));
+        assert!(matches!(
+            buffer.poll_frame(t0 + FRAME_DURATION * 7),
+            Some(Frame::Audio { sequence: 104, .. })
+        ));
+        let stats = buffer.stats();
+        assert_eq!((stats.lost, stats.concealed), (1, 1));
+    }
+
+    #[test]
+    fn a_burst_loss_fades_to_silence_and_resumes() {
+        let mut buffer = buffer();
+        let t0 = Instant::now();
+        let arrivals = steady(100, 20, &[103, 104, 105, 106, 107, 108]);
+        let mut frames = Vec::new();
+        for tick in 0..15 {
+            let now = t0 + FRAME_DURATION * tick;
+            for (_, packet) in arrivals.iter().filter(|(at, _)| *at == tick) {
+                buffer.handle_packet(now, packet.clone());
+            }
+            frames.push(buffer.poll_frame(now));
+        }
+        let last = decoded(102)[0];
+        let gains: Vec<Option<i16>> = frames[6..11]
+            .iter()
+            .map(|frame| match frame {
+                Some(Frame::Concealed { samples }) => Some(samples[0]),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            gains,
+            [
+                Some(scaled(last, 3)),
+                Some(scaled(last, 2)),
+                Some(scaled(last, 1)),
+                Some(0),
+                Some(0)
+            ]
+        );
+        // 109 arrived at tick 9 and was held for the target delay.
+        assert!(matches!(
+            frames[12],
+            Some(Frame::Audio { sequence: 109, .. })
+        ));
+        assert_eq!(buffer.stats().lost, 6);
+    }
+
+    #[test]
+    fn drops_and_counts_duplicates() {
+        let mut arrivals = steady(100, 12, &[]);
+        arrivals.push((1, packet(101))); // queued twice
+        arrivals.push((5, packet(100))); // again after it was played
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 8);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "100", "101", "102", "103", "104"])
+        );
+        let stats = buffer.stats();
+        assert_eq!((stats.duplicate, stats.late), (2, 0));
+    }
+
+    #[test]
+    fn drops_and_counts_packets_after_their_slot() {
+        let mut arrivals = steady(100, 12, &[104]);
+        arrivals.push((9, packet(104))); // its slot was tick 7
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 11);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "100", "101", "102", "103", "c", "105", "106", "107"])
+        );
+        let stats = buffer.stats();
+        assert_eq!((stats.late, stats.lost, stats.duplicate), (1, 1, 0));
+    }
+
+    #[test]
+    fn plays_across_the_sequence_wrap() {
+        let mut arrivals = steady(65_533, 10, &[65_535]);
+        arrivals.push((3, packet(65_535))); // after 0, before its slot
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 9);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "65533", "65534", "65535", "0", "1", "2"])
+        );
+        // A packet from before the wrap, after it was played.
+        buffer.handle_packet(Instant::now(), packet(65_534));
+        assert_eq!(buffer.stats().duplicate, 1);
+    }
+
+    #[test]
+    fn an_earlier_packet_during_buffering_starts_playout_even_below_zero() {
+        let arrivals = vec![
+            (0, packet(0)),
+            (1, packet(65_535)),
+            (1, packet(1)),
+            (2, packet(2)),
+            (3, packet(3)),
+        ];
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 6);
+        assert_eq!(out, ladder(&["-", "-", "-", "65535", "0", "1"]));
+    }
+
+    #[test]
+    fn a_pause_in_sending_resumes_without_loss() {
+        // Talkspurt 100..=104, a second of silence, then 105 onwards.
+        let mut arrivals = steady(100, 5, &[]);
+        arrivals.extend((0..5).map(|i| (55 + i, packet(105 + i as u16))));
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 60);
+        assert_eq!(out[3..8], ladder(&["100", "101", "102", "103", "104"]));
+        assert!(out[8..58].iter().all(|frame| frame == "c"));
+        assert_eq!(out[58..], ladder(&["105", "106"]));
+        let stats = buffer.stats();
+        assert_eq!((stats.lost, stats.late), (0, 0));
+    }
+
+    #[test]
+    fn restarts_on_a_confirmed_sequence_jump() {
+        let mut arrivals = steady(100, 10, &[]);
+        arrivals.extend((10..20).map(|tick| (tick, packet(30_000 + (tick - 10) as u16))));
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 16);
+        assert_eq!(
+            out,
+            ladder(&[
+                "-", "-", "-", "100", "101", "102", "103", "104", "105", "106", "107", "c", "c",
+                "c", "30000", "30001"
+            ])
+        );
+        let stats = buffer.stats();
+        assert_eq!((stats.resets, stats.discarded), (1, 0));
+    }
+
+    #[test]
+    fn ignores_a_single_stray_sequence_number() {
+        let mut arrivals = steady(100, 12, &[]);
+        let mut stray = packet(40_000);
+        stray.payload = payload(0);
+        arrivals.push((5, stray));
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 10);
+        assert_eq!(
+            out,
+            ladder(&["-", "-", "-", "100", "101", "102", "103", "104", "105", "106"])
+        );
+        let stats = buffer.stats();
+        assert_eq!((stats.resets, stats.discarded), (0, 1));
+    }
+
+    #[test]
+    fn restarts_at_once_on_a_new_ssrc() {
+        let mut arrivals = steady(100, 8, &[]);
+        arrivals.extend((8..16).map(|tick| {
+            let mut packet = packet(5_000 + (tick - 8) as u16);
+            packet.ssrc = SSRC + 1;
+            (tick, packet)
+        }));
+        let mut buffer = buffer();
+        let out = run(&mut buffer, Instant::now(), &arrivals, 13);
+        assert_eq!(
+            out,
+            ladder(&[
+                "-", "-", "-", "100", "101", "102", "103", "104", "c", "c", "c", "5000", "5001"
+            ])
+        );
+        assert_eq!(buffer.stats().resets, 1);
+    }
+
+    #[test]
+    fn a_burst_beyond_capacity_keeps_the_newest_packets() {
+        let mut buffer = buffer();
+        let t0 = Instant::now();
+        // 104..=124 at once just after 100 was played: capacity 10 keeps
+        // 115..=124.
+        let mut arrivals = steady(100, 4, &[]);
+        arrivals.extend((104..125).map(|sequence| (4, packet(sequence))));
+        let out = run(&mut buffer, t0, &arrivals, 7);
+        assert_eq!(out, ladder(&["-", "-", "-", "100", "115", "116", "117"]));
+        let stats = buffer.stats();
+        assert_eq!(
+            stats.overflowed, 14,
+            "101 to 114 made way for newer packets"
+        );
+        assert_eq!(stats.lost, 0);
+    }
+
+    #[test]
+    fn ignores_other_payload_types() {
+        let mut buffer = buffer();
+        let mut event = packet(100);
+        event.payload_type = 101;
+        buffer.handle_packet(Instant::now(), event);
+        assert_eq!(buffer.stats().received, 0);
+        assert_eq!(
+            buffer.poll_frame(Instant::now() + Duration::from_secs(1)),
+            None
+        );
+    }
+
+    #[test]
+    fn survives_arbitrary_sequence_numbers() {
+        let mut buffer = buffer();
+        let t0 = Instant::now();
+        let mut state = 0xDEAD_BEEF_u64;
+        for tick in 0..5_000u32 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut packet = packet(state as u16);
+            packet.ssrc = (state >> 62) as u32;
+            packet.payload.truncate((state >> 32) as usize % 200);
+            let now = t0 + FRAME_DURATION * tick;
+            buffer.handle_packet(now, packet);
+            let _ = buffer.poll_frame(now);
+            assert!(buffer.buffered() <= 10);
+        }
+    }
+}
