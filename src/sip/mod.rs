@@ -1,0 +1,6 @@
+//! SIP signalling. Pure parts: SDP offer/answer, digest authentication and
+//! the message checks that decide between handling a request and a 400.
+
+pub mod digest;
+pub mod sdp;
+pub mod validate;
