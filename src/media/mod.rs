@@ -7,3 +7,4 @@ pub mod g711;
 pub mod jitter;
 pub mod rtcp;
 pub mod rtp;
+pub mod session;
