@@ -1,0 +1,265 @@
+//! Intent detection: what does the caller want, among the intents a flow
+//! offers at this point of the call, or is it unclear?
+//!
+//! Every detector implements [`IntentDetector`]: the embedded sentence
+//! classifier now ([`EmbeddedClassifier`]), an LLM and a hybrid of the two
+//! later. The call order is:
+//!
+//! 1. When a flow loads, for each set of intents it offers:
+//!    [`IntentDetector::prepare`] checks the set and precomputes what the
+//!    detector needs (the embedded classifier embeds every example once and
+//!    keeps one centroid per intent). Keep the [`PreparedIntents`] with the
+//!    flow.
+//! 2. On each caller turn: [`IntentDetector::detect`] with the transcript and
+//!    an [`IntentContext`] pointing at the prepared set. Only the utterance
+//!    is embedded.
+//!
+//! Both calls are blocking and CPU-bound. Async code runs them on a worker
+//! thread (`tokio::task::spawn_blocking` or a dedicated pool), never on the
+//! runtime's threads.
+//!
+//! A detector may answer "unsure" ([`IntentResult::intent`] is `None`): the
+//! flow then asks a clarifying question instead of transferring the call.
+
+mod embedded;
+mod embedder;
+
+use std::time::Duration;
+
+pub use embedded::{Calibration, EmbeddedClassifier, EmbeddedConfig};
+pub use embedder::{cosine, SentenceEmbedder, EMBEDDING_DIM, MAX_TOKENS};
+
+use crate::models::ModelError;
+
+/// One thing a caller may want at a point of a flow, as the flow author
+/// describes it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct IntentSpec {
+    /// The name the flow routes on (`billing`), unique within a set.
+    pub name: String,
+    /// One sentence saying what the intent covers, in a caller's terms
+    /// where possible. Embedded as one more example; an LLM reads it.
+    #[serde(default)]
+    pub description: String,
+    /// Things a caller with this intent might say. A handful of varied,
+    /// unambiguous sentences is enough; make direction explicit ("switch
+    /// to you from another provider" versus "leave for another provider"):
+    /// sentence embeddings are weak on it.
+    #[serde(default)]
+    pub examples: Vec<String>,
+}
+
+impl IntentSpec {
+    /// A spec from string slices, mostly for tests and examples.
+    pub fn new(name: &str, description: &str, examples: &[&str]) -> Self {
+        Self {
+            name: name.to_string(),
+            description: description.to_string(),
+            examples: examples.iter().map(|e| e.to_string()).collect(),
+        }
+    }
+}
+
+/// A checked set of intents together with whatever a detector precomputed
+/// for it. Made by [`IntentDetector::prepare`], once per set when a flow
+/// loads; read by [`IntentDetector::detect`] on every turn.
+#[derive(Clone, Debug)]
+pub struct PreparedIntents {
+    specs: Vec<IntentSpec>,
+    /// One unit-length centroid per spec, same order, when an embedding
+    /// detector prepared the set. `None` for detectors that need none.
+    pub(crate) centroids: Option<Vec<Vec<f32>>>,
+}
+
+impl PreparedIntents {
+    /// Checks a set of intents (at least one; names non-blank and unique;
+    /// no blank examples) without precomputing anything. Detectors that
+    /// need nothing more (an LLM reads the specs) use this as their
+    /// `prepare`.
+    pub fn new(specs: &[IntentSpec]) -> Result<Self, IntentError> {
+        if specs.is_empty() {
+            return Err(IntentError::NoIntents);
+        }
+        for (index, spec) in specs.iter().enumerate() {
+            if spec.name.trim().is_empty() {
+                return Err(IntentError::BlankName { index });
+            }
+            if specs[..index].iter().any(|s| s.name == spec.name) {
+                return Err(IntentError::DuplicateIntent {
+                    name: spec.name.clone(),
+                });
+            }
+            if let Some(example) = spec.examples.iter().position(|e| e.trim().is_empty()) {
+                return Err(IntentError::BlankExample {
+                    intent: spec.name.clone(),
+                    example,
+                });
+            }
+        }
+        Ok(Self {
+            specs: specs.to_vec(),
+            centroids: None,
+        })
+    }
+
+    /// The intents, in the order they were given.
+    pub fn specs(&self) -> &[IntentSpec] {
+        &self.specs
+    }
+}
+
+/// What a detector knows about the turn besides the utterance.
+///
+/// Non-exhaustive so that later detectors (an LLM reading the question the
+/// agent just asked, or the previous turns) can get more fields without
+/// breaking callers: build it with [`IntentContext::new`].
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct IntentContext<'a> {
+    /// The intents on offer at this point of the flow, prepared by the
+    /// same kind of detector that is asked.
+    pub intents: &'a PreparedIntents,
+}
+
+impl<'a> IntentContext<'a> {
+    pub fn new(intents: &'a PreparedIntents) -> Self {
+        Self { intents }
+    }
+}
+
+/// A detector's answer for one utterance.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct IntentResult {
+    /// The intent to route on; `None` when the detector is unsure.
+    pub intent: Option<String>,
+    /// How likely the best-scoring intent is what the caller wants, in
+    /// [0, 1]; 0 for an empty utterance. Reported even when unsure, so a
+    /// flow can word its clarifying question.
+    pub confidence: f32,
+    /// Every intent with its score, best first. Scores are the detector's
+    /// own (cosine similarities for the embedded classifier); empty when
+    /// the utterance was empty and nothing was scored.
+    pub scores: Vec<(String, f32)>,
+    /// Best score minus the second best. With a single intent on offer the
+    /// runner-up is "none of them" at 0, so the margin is the best score;
+    /// 0 when nothing was scored.
+    pub margin: f32,
+    /// True exactly when `intent` is `None`.
+    pub unsure: bool,
+    /// Wall time spent detecting.
+    #[serde(with = "crate::speech::stt::millis")]
+    pub elapsed: Duration,
+}
+
+impl IntentResult {
+    /// The answer for an utterance with no words in it: unsure, confidence
+    /// 0, nothing scored.
+    pub fn empty(elapsed: Duration) -> Self {
+        Self {
+            intent: None,
+            confidence: 0.0,
+            scores: Vec::new(),
+            margin: 0.0,
+            unsure: true,
+            elapsed,
+        }
+    }
+
+    /// The best-scoring intent, even when unsure ("did you mean ...?").
+    pub fn best(&self) -> Option<&str> {
+        self.scores.first().map(|(name, _)| name.as_str())
+    }
+}
+
+/// Why intents could not be prepared or detected.
+#[derive(Debug, thiserror::Error)]
+pub enum IntentError {
+    /// A model file is missing, corrupt or unreadable.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("an intent set needs at least one intent")]
+    NoIntents,
+    #[error("intent #{} has a blank name", index + 1)]
+    BlankName { index: usize },
+    #[error("intent {name:?} is listed twice")]
+    DuplicateIntent { name: String },
+    #[error("intent {intent:?}: example #{} is blank", example + 1)]
+    BlankExample { intent: String, example: usize },
+    #[error("intent {intent:?} has neither a description nor examples: add a few things a caller would say")]
+    NothingToEmbed { intent: String },
+    /// `detect` was given a set prepared by a detector that precomputed
+    /// nothing for this one (for example by `PreparedIntents::new`).
+    #[error("the intent set was not prepared by the {detector} detector: prepare it with that detector when the flow loads")]
+    NotPrepared { detector: &'static str },
+    #[error("cannot tokenise {text:?}: {source}")]
+    Tokenize {
+        /// The start of the text.
+        text: String,
+        source: tokenizers::Error,
+    },
+    #[error("sentence embedding failed: {0}")]
+    Inference(#[from] candle_core::Error),
+}
+
+/// Something that works out a caller's intent. Implementations are shared
+/// between threads; calls may run concurrently.
+pub trait IntentDetector: Send + Sync {
+    /// Checks a set of intents and precomputes what this detector needs to
+    /// score utterances against it. Blocking; call once per set, when the
+    /// flow loads, and keep the result.
+    fn prepare(&self, intents: &[IntentSpec]) -> Result<PreparedIntents, IntentError> {
+        PreparedIntents::new(intents)
+    }
+
+    /// Works out which of `context.intents` the caller means by
+    /// `utterance` (a transcript), or that it is unclear. Blocking.
+    fn detect(
+        &self,
+        utterance: &str,
+        context: &IntentContext<'_>,
+    ) -> Result<IntentResult, IntentError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_set_is_checked() {
+        let ok = IntentSpec::new("billing", "bills", &["my bill"]);
+        assert!(matches!(
+            PreparedIntents::new(&[]),
+            Err(IntentError::NoIntents)
+        ));
+        assert!(matches!(
+            PreparedIntents::new(&[ok.clone(), IntentSpec::new(" ", "", &["x"])]),
+            Err(IntentError::BlankName { index: 1 })
+        ));
+        assert!(matches!(
+            PreparedIntents::new(&[ok.clone(), ok.clone()]),
+            Err(IntentError::DuplicateIntent { name }) if name == "billing"
+        ));
+        assert!(matches!(
+            PreparedIntents::new(&[IntentSpec::new("sales", "", &["buy", "\t"])]),
+            Err(IntentError::BlankExample { intent, example: 1 }) if intent == "sales"
+        ));
+        let prepared = PreparedIntents::new(std::slice::from_ref(&ok)).unwrap();
+        assert_eq!(prepared.specs(), &[ok]);
+        assert!(prepared.centroids.is_none());
+    }
+
+    #[test]
+    fn error_messages_point_at_the_intent() {
+        let e = IntentError::BlankExample {
+            intent: "sales".into(),
+            example: 2,
+        };
+        assert_eq!(e.to_string(), "intent \"sales\": example #3 is blank");
+    }
+
+    #[test]
+    fn specs_read_from_yaml_default_missing_fields() {
+        let spec: IntentSpec = serde_yaml::from_str("name: operator\n").unwrap();
+        assert_eq!(spec, IntentSpec::new("operator", "", &[]));
+    }
+}
