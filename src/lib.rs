@@ -15,6 +15,7 @@
 
 pub mod audio;
 pub mod cli;
+pub mod flow;
 pub mod intent;
 pub mod media;
 pub mod models;

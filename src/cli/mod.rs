@@ -2,6 +2,7 @@
 //! this one parses arguments and turns errors into messages and exit codes.
 
 mod audio_cmd;
+mod check;
 mod demo;
 mod engines;
 mod models_cmd;
@@ -39,6 +40,8 @@ enum Command {
     /// Audio tools: the simulated telephone line.
     #[command(subcommand)]
     Audio(audio_cmd::Command),
+    /// Check call flows: every problem as file:line:col with a hint.
+    Check(check::Args),
     /// Speech in and out: synthesise a caller, send it down a simulated
     /// telephone line, transcribe it, and print both with timings.
     Demo(demo::Args),
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Models(cmd) => models_cmd::run(&models, cmd),
         Command::Audio(cmd) => audio_cmd::run(cmd),
         Command::Demo(args) => demo::run(&models, args),
+        Command::Check(args) => check::run(args),
     };
     match result {
         Ok(code) => code,
