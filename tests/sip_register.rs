@@ -1,0 +1,238 @@
+//! Registration (RFC 3261 10) against Kamailio on 127.0.0.1, configured as
+//! a PBX that challenges REGISTER with digest, qop=auth and nonce counting
+//! (`tests/peers/kamailio-registrar.cfg`).
+//!
+//! Each test starts its own Kamailio on a free port, as `nobody` when run
+//! as root, and stops it by PID.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use switchboard::sip::agent::{
+    Account, AgentConfig, AgentEvent, CallEvent, CancellationToken, EndReason, RegistrationFailure,
+    SipAgent,
+};
+use switchboard::sip::sdp;
+use tokio::sync::mpsc;
+
+/// Bound for any one thing to happen on loopback.
+const STEP: Duration = Duration::from_secs(20);
+
+fn account(kamailio_port: u16, password: &str, expires: u32) -> Account {
+    Account {
+        registrar: format!("sip:127.0.0.1:{kamailio_port}"),
+        id: "sip:switchboard@127.0.0.1".to_string(),
+        username: "switchboard".to_string(),
+        password: password.to_string(),
+        outbound_proxy: None,
+        expires,
+    }
+}
+
+/// Kamailio on `port`, relaying calls for `uas@` to `uas_port`.
+fn pbx(dir: &std::path::Path, port: u16, uas_port: u16) -> common::Kamailio {
+    common::spawn_kamailio(
+        dir,
+        "kamailio-registrar.cfg",
+        &[
+            ("@PORT@", port.to_string()),
+            ("@UAS_PORT@", uas_port.to_string()),
+        ],
+    )
+}
+
+async fn start(account: Account) -> (SipAgent, mpsc::Receiver<AgentEvent>, CancellationToken) {
+    let mut config = AgentConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)));
+    config.account = Some(account);
+    let cancel = CancellationToken::new();
+    let (agent, events) = SipAgent::start(config, cancel.clone())
+        .await
+        .expect("the agent starts");
+    (agent, events, cancel)
+}
+
+async fn next_event(events: &mut mpsc::Receiver<AgentEvent>) -> AgentEvent {
+    tokio::time::timeout(STEP, events.recv())
+        .await
+        .expect("an agent event within the bound")
+        .expect("the agent's event channel is open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_digest_refreshes_takes_a_call_and_unregisters() {
+    let dir = common::temp_dir("kamailio-register");
+    let pbx_port = common::free_port();
+    let kamailio = pbx(&dir, pbx_port, 9);
+    // Kamailio may still be starting: the REGISTER is retransmitted over
+    // UDP (RFC 3261 17.1.2.2 Timer E) until it answers.
+    let (agent, mut events, cancel) = start(account(pbx_port, "s3cret", 2)).await;
+
+    // Registered, then refreshed at half the 2 s lifetime.
+    for _ in 0..2 {
+        match next_event(&mut events).await {
+            AgentEvent::Registered { expires } => assert_eq!(expires, 2),
+            other => panic!(
+                "expected Registered, got {other:?}\n{}",
+                common::sipp_report(&dir)
+            ),
+        }
+    }
+
+    // A call to the extension through the PBX reaches the agent at the
+    // Contact it registered.
+    let sipp_dir = common::temp_dir("kamailio-register-sipp");
+    let mut sipp = common::spawn_sipp(
+        &sipp_dir,
+        common::free_port(),
+        &[
+            "-sn",
+            "uac",
+            &format!("127.0.0.1:{pbx_port}"),
+            "-s",
+            "switchboard",
+            "-m",
+            "1",
+            "-d",
+            "200",
+        ],
+    );
+    let call = loop {
+        match next_event(&mut events).await {
+            AgentEvent::IncomingCall(call) => break call,
+            AgentEvent::Registered { .. } => continue,
+            other => panic!("expected the call, got {other:?}"),
+        }
+    };
+    let offer = sdp::parse(call.remote_sdp().as_bytes()).expect("SIPp's offer parses");
+    let answer = sdp::answer(&offer, "127.0.0.1".parse().unwrap(), 40500, 1, 1)
+        .expect("PCMU offered")
+        .sdp;
+    let mut handle = call.answer(&answer).await.expect("the call answers");
+    let mut call_events = Vec::new();
+    while let Some(event) = tokio::time::timeout(STEP, handle.next_event())
+        .await
+        .expect("the call ends within the bound")
+    {
+        call_events.push(event);
+    }
+    assert_eq!(
+        call_events,
+        vec![CallEvent::Established, CallEvent::RemoteHangup]
+    );
+    let status = common::wait_exit(&mut sipp, STEP).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIPp failed ({status:?}):\n{}",
+        common::sipp_report(&sipp_dir)
+    );
+
+    // Shutdown removes the binding.
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    let mut unregistered = false;
+    while let Ok(event) = events.try_recv() {
+        unregistered |= matches!(event, AgentEvent::Unregistered);
+    }
+    assert!(unregistered, "the unREGISTER was answered 200");
+    kamailio.stop(Duration::from_secs(10)).await;
+
+    // Refreshes answered the first nonce again with a growing nonce count
+    // (RFC 2617 3.2.2), which Kamailio checks (auth nonce_count).
+    let log = std::fs::read_to_string(dir.join("kamailio.stderr")).expect("Kamailio's log");
+    assert!(
+        log.contains("accepted: Digest") && log.contains("nc=00000002"),
+        "no refresh with nc=00000002 in Kamailio's log:\n{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_reported_and_retried() {
+    let dir = common::temp_dir("kamailio-bad-password");
+    let pbx_port = common::free_port();
+    let kamailio = pbx(&dir, pbx_port, 9);
+    let (agent, mut events, cancel) = start(account(pbx_port, "wrong", 60)).await;
+    // Two failures: the first attempt, then the retry after the 1 s backoff.
+    for _ in 0..2 {
+        match next_event(&mut events).await {
+            AgentEvent::RegistrationFailed {
+                reason: RegistrationFailure::AuthenticationFailed { status },
+            } => assert_eq!(status, 401),
+            other => panic!("expected an authentication failure, got {other:?}"),
+        }
+    }
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    kamailio.stop(Duration::from_secs(10)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_challenged_by_the_proxy_is_answered_and_goes_through() {
+    let dir = common::temp_dir("kamailio-invite-auth");
+    let pbx_port = common::free_port();
+    let uas_port = common::free_port();
+    let kamailio = pbx(&dir, pbx_port, uas_port);
+    let sipp_dir = common::temp_dir("kamailio-invite-auth-sipp");
+    let scenario = common::sipp_scenario("uas_record_route.xml");
+    let mut sipp = common::spawn_sipp(
+        &sipp_dir,
+        uas_port,
+        &["-sf", scenario.to_str().unwrap(), "-m", "1"],
+    );
+    let (agent, _events, cancel) = start(account(pbx_port, "s3cret", 60)).await;
+
+    // If Kamailio or SIPp is not up yet, the INVITE is retransmitted (RFC
+    // 3261 17.1.1.2 Timer A).
+    let offer = sdp::offer(
+        "127.0.0.1".parse().unwrap(),
+        40600,
+        3,
+        1,
+        sdp::Direction::SendRecv,
+    );
+    let call = tokio::time::timeout(
+        STEP,
+        agent.call(
+            &format!("sip:uas@127.0.0.1:{pbx_port}"),
+            &offer,
+            "sip:switchboard@127.0.0.1",
+        ),
+    )
+    .await
+    .expect("answered within the bound")
+    .expect("the proxy lets the authenticated INVITE through");
+    let mut handle = call.handle;
+    // ACK and BYE follow the Record-Route through Kamailio, and so does
+    // the 200 for the BYE: hangup returns once it has arrived.
+    tokio::time::timeout(Duration::from_secs(5), handle.hangup())
+        .await
+        .expect("the BYE is answered within 5 s")
+        .expect("BYE goes out");
+    let status = common::wait_exit(&mut sipp, STEP).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIPp failed ({status:?}):\n{}",
+        common::sipp_report(&sipp_dir)
+    );
+    let ended = tokio::time::timeout(STEP, handle.next_event())
+        .await
+        .expect("the call ends within the bound");
+    assert_eq!(ended, Some(CallEvent::Ended(EndReason::LocalHangup)));
+
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    kamailio.stop(Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(dir.join("kamailio.stderr")).expect("Kamailio's log");
+    assert!(
+        log.contains("INVITE from switchboard challenged")
+            && log.contains("INVITE from switchboard accepted: Digest"),
+        "the INVITE was not challenged and then accepted:\n{log}"
+    );
+}
