@@ -24,7 +24,7 @@ use super::call::{
 };
 use super::errors::CallError;
 use super::events::CallEvent;
-use super::handle::{Command, CommandReply};
+use super::handle::{CallControl, Command, CommandReply};
 use super::log::log_line;
 use super::policy::{ACCEPT, ALLOW};
 use super::transfer::{TransferFailure, TransferOutcome};
@@ -53,6 +53,36 @@ pub(crate) struct CallTask {
     pub shutdown: CancellationToken,
     /// Holds the call's place in the agent's counts until the task ends.
     pub slot: Option<CallSlot>,
+}
+
+impl CallTask {
+    /// Starts the task that drives one answered (or answering) call and
+    /// returns the application's side: the command handle and the events.
+    /// Incoming and outgoing calls differ only in `core` and `role`.
+    pub fn spawn(
+        core: CallCore,
+        role: Role,
+        dialog: InviteDialog,
+        shared: &super::Shared,
+        states: DialogStateReceiver,
+        slot: CallSlot,
+    ) -> (CallControl, mpsc::UnboundedReceiver<CallEvent>) {
+        let (command_tx, command_rx) = mpsc::channel(8);
+        let (event_tx, event_rx) = mpsc::unbounded_channel();
+        let task = CallTask {
+            core,
+            role,
+            dialog,
+            dialog_layer: shared.dialog_layer.clone(),
+            states,
+            commands: command_rx,
+            events: event_tx,
+            shutdown: shared.shutdown.clone(),
+            slot: Some(slot),
+        };
+        tokio::spawn(task.run());
+        (CallControl::new(command_tx), event_rx)
+    }
 }
 
 /// What the running task keeps beside the [`CallTask`] it was given.

@@ -609,25 +609,14 @@ fn start_incoming_call(shared: &Arc<Shared>, mut transaction: Transaction) {
         }
     });
 
-    let (command_tx, command_rx) = mpsc::channel(8);
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let task = CallTask {
-        core: CallCore::incoming(shared.config.transfer_timeout),
-        role: Role::Callee,
+    let (control, event_rx) = CallTask::spawn(
+        CallCore::incoming(shared.config.transfer_timeout),
+        Role::Callee,
         dialog,
-        dialog_layer: shared.dialog_layer.clone(),
-        states: state_rx,
-        commands: command_rx,
-        events: event_tx,
-        shutdown: shared.shutdown.clone(),
-        slot: Some(slot),
-    };
-    tokio::spawn(task.run());
-    let call = IncomingCall::new(
-        info,
-        remote_sdp,
-        handle::CallControl::new(command_tx),
-        event_rx,
+        shared,
+        state_rx,
+        slot,
     );
+    let call = IncomingCall::new(info, remote_sdp, control, event_rx);
     shared.report(AgentEvent::IncomingCall(call));
 }

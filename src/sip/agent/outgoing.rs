@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use rsipstack::dialog::invitation::InviteOption;
 use rsipstack::sip::Header;
-use tokio::sync::mpsc;
 
 use super::auth::Authenticator;
 use super::call::{CallCore, LocalMedia};
 use super::call_task::{CallTask, Role};
 use super::errors::CallError;
-use super::handle::{CallControl, CallDirection, CallHandle, CallInfo, OutgoingCall};
+use super::handle::{CallDirection, CallHandle, CallInfo, OutgoingCall};
 use super::log::log_line;
 use super::policy::ALLOW;
 use super::{parse_uri, uri_transport, CallSlot, Shared};
@@ -125,22 +124,16 @@ pub(crate) async fn place_call(
         callee: callee.to_string(),
         direction: CallDirection::Outgoing,
     };
-    let (command_tx, command_rx) = mpsc::channel(8);
-    let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let task = CallTask {
-        core: CallCore::outgoing(offer.to_string(), local, shared.config.transfer_timeout),
-        role: Role::Caller,
+    let (control, event_rx) = CallTask::spawn(
+        CallCore::outgoing(offer.to_string(), local, shared.config.transfer_timeout),
+        Role::Caller,
         dialog,
-        dialog_layer: shared.dialog_layer.clone(),
-        states: state_rx,
-        commands: command_rx,
-        events: event_tx,
-        shutdown: shared.shutdown.clone(),
-        slot: Some(slot),
-    };
-    tokio::spawn(task.run());
+        shared,
+        state_rx,
+        slot,
+    );
     Ok(OutgoingCall {
-        handle: CallHandle::new(info, CallControl::new(command_tx), event_rx),
+        handle: CallHandle::new(info, control, event_rx),
         remote_sdp: String::from_utf8_lossy(&response.body).into_owned(),
     })
 }
