@@ -13,17 +13,6 @@ use switchboard::audio::wav::{write_file, WavEncoding};
 use switchboard::audio::{read_file, SampleRate, Samples};
 use switchboard::media::g711::Law;
 
-/// Level of a `hz` tone in `s`, by correlation (1.0 for a full-scale sine).
-fn tone_level(s: &Samples, hz: f32) -> f32 {
-    let (mut re, mut im) = (0.0f64, 0.0f64);
-    for (i, x) in s.data.iter().enumerate() {
-        let w = 2.0 * std::f64::consts::PI * hz as f64 * i as f64 / s.rate.0 as f64;
-        re += *x as f64 * w.cos();
-        im += *x as f64 * w.sin();
-    }
-    (2.0 * (re * re + im * im).sqrt() / s.data.len() as f64) as f32
-}
-
 fn sox(args: &[&str]) {
     let status = Command::new("sox")
         .args(args)
@@ -76,7 +65,7 @@ fn reads_wav_flac_and_vorbis_at_any_rate_and_channel_count() {
         assert_eq!(audio.rate, SampleRate(*rate), "{name}");
         let seconds = audio.duration().as_secs_f32();
         assert!((seconds - 1.5).abs() < 0.06, "{name}: {seconds} s");
-        let level = tone_level(&audio, 1000.0);
+        let level = audio.tone_amplitude(1000.0);
         assert!((level - 0.5).abs() < 0.05, "{name}: tone level {level}");
 
         for target in [SampleRate::TELEPHONE, SampleRate::SPEECH_RECOGNITION] {
@@ -86,7 +75,7 @@ fn reads_wav_flac_and_vorbis_at_any_rate_and_channel_count() {
                 (r.duration().as_secs_f32() - seconds).abs() < 0.01,
                 "{name} -> {target}"
             );
-            let level = tone_level(&r, 1000.0);
+            let level = r.tone_amplitude(1000.0);
             assert!(
                 (level - 0.5).abs() < 0.06,
                 "{name} -> {target}: tone level {level}"

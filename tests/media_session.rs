@@ -101,17 +101,6 @@ fn tone(frequency: f64, duration: Duration) -> Samples {
     Samples::new(SampleRate::TELEPHONE, data)
 }
 
-/// Amplitude (relative to full scale) of the `frequency` component.
-fn amplitude_at(samples: &[f32], frequency: f64) -> f64 {
-    let (mut real, mut imaginary) = (0.0, 0.0);
-    for (n, &sample) in samples.iter().enumerate() {
-        let phase = std::f64::consts::TAU * frequency * n as f64 / 8_000.0;
-        real += f64::from(sample) * phase.cos();
-        imaginary -= f64::from(sample) * phase.sin();
-    }
-    2.0 * (real * real + imaginary * imaginary).sqrt() / samples.len().max(1) as f64
-}
-
 fn is_loud(event: &MediaEvent) -> bool {
     match event {
         MediaEvent::Audio(samples) => samples.rms_dbfs() > -20.0,
@@ -229,9 +218,10 @@ async fn a_tone_played_on_one_session_is_heard_on_the_other() {
         "{} frames of tone",
         frames.len()
     );
-    let at_tone = amplitude_at(&audio, 1_000.0);
+    let audio = Samples::new(SampleRate::TELEPHONE, audio);
+    let at_tone = audio.tone_amplitude(1_000.0);
     assert!((0.35..0.6).contains(&at_tone), "1 kHz at {at_tone}");
-    let off_tone = amplitude_at(&audio, 2_500.0);
+    let off_tone = audio.tone_amplitude(2_500.0);
     assert!(off_tone < at_tone / 20.0, "2.5 kHz at {off_tone}");
 
     wait_for_event(

@@ -71,6 +71,22 @@ impl Samples {
         (20.0 * rms.log10()) as f32
     }
 
+    /// Amplitude of the `hz` component relative to full scale (1.0 for a
+    /// full-scale sine), by a single-bin DFT: enough to tell that a tone or
+    /// a band of speech really arrived, not just some energy.
+    pub fn tone_amplitude(&self, hz: f64) -> f64 {
+        if self.data.is_empty() || self.rate.0 == 0 {
+            return 0.0;
+        }
+        let (mut real, mut imaginary) = (0.0f64, 0.0f64);
+        for (n, &sample) in self.data.iter().enumerate() {
+            let phase = std::f64::consts::TAU * hz * n as f64 / self.rate.0 as f64;
+            real += f64::from(sample) * phase.cos();
+            imaginary -= f64::from(sample) * phase.sin();
+        }
+        2.0 * (real * real + imaginary * imaginary).sqrt() / self.data.len() as f64
+    }
+
     /// Appends `other`, which must have the same rate.
     pub fn extend(&mut self, other: &Samples) {
         debug_assert_eq!(self.rate, other.rate, "appending audio of another rate");

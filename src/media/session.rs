@@ -1273,17 +1273,6 @@ mod tests {
             .collect()
     }
 
-    /// Amplitude (relative to full scale) of the `frequency` component.
-    fn amplitude_at(samples: &[f32], frequency: f64) -> f64 {
-        let (mut real, mut imaginary) = (0.0, 0.0);
-        for (n, &sample) in samples.iter().enumerate() {
-            let phase = std::f64::consts::TAU * frequency * n as f64 / 8_000.0;
-            real += f64::from(sample) * phase.cos();
-            imaginary -= f64::from(sample) * phase.sin();
-        }
-        2.0 * (real * real + imaginary * imaginary).sqrt() / samples.len().max(1) as f64
-    }
-
     fn rms(samples: &[f32]) -> f64 {
         let energy: f64 = samples.iter().map(|&s| f64::from(s).powi(2)).sum();
         (energy / samples.len().max(1) as f64).sqrt()
@@ -1548,9 +1537,10 @@ mod tests {
             .flat_map(|(_, samples)| samples.data.iter().copied())
             .collect();
         assert_eq!(loud.len(), 8_000, "the whole second, and only it");
-        let at_tone = amplitude_at(&loud, 1_000.0);
+        let loud = Samples::new(SampleRate::TELEPHONE, loud);
+        let at_tone = loud.tone_amplitude(1_000.0);
         assert!((0.45..0.55).contains(&at_tone), "1 kHz at {at_tone}");
-        assert!(amplitude_at(&loud, 1_400.0) < 0.01);
+        assert!(loud.tone_amplitude(1_400.0) < 0.01);
         assert_eq!(network.a.count(&MediaEvent::PlaybackFinished), 1);
         assert_eq!(network.b.count(&MediaEvent::PlaybackFinished), 0);
         let stats = network.b.core.stats();
