@@ -256,27 +256,16 @@ impl WhisperStt {
     }
 }
 
-impl SpeechToText for WhisperStt {
-    fn transcribe(
+impl WhisperStt {
+    /// Decodes 16 kHz audio that passed the voice gate, with the loop and
+    /// hallucination guards and the escalation; returns the chosen pass,
+    /// the number of decoding passes and the model that produced it.
+    fn recognise(
         &self,
-        audio: &Samples,
+        audio16: &Samples,
         options: &TranscribeOptions,
-    ) -> Result<Transcript, SttError> {
-        let started = Instant::now();
-        let audio16 = resample(audio, SampleRate::SPEECH_RECOGNITION);
-        let duration = audio16.duration();
-        let mut transcript = Transcript {
-            audio: duration,
-            model: self.name.clone(),
-            no_speech_probability: 1.0,
-            ..Default::default()
-        };
-        // Silence and noise: no model call, so no hallucinated text.
-        if vad::voiced_duration(&audio16) < self.config.min_voice {
-            transcript.elapsed = started.elapsed();
-            return Ok(transcript);
-        }
-        let budget = self.token_budget(duration);
+    ) -> Result<(Pass, u8, String), SttError> {
+        let budget = self.token_budget(audio16.duration());
         let window = self.window_for(audio16.data.len());
         let mut pass = self.decode(&audio16.data, window, budget, options)?;
         let mut passes = 1;
@@ -284,20 +273,17 @@ impl SpeechToText for WhisperStt {
         // again until the budget runs out. The first copy is the answer, so
         // a loop is collapsed rather than decoded again. Only a budget used
         // up without a loop (text cut short) is worth a wider window.
-        if is_repetitive(&pass.text) {
-            pass.text = collapse_repetitions(&pass.text);
-        } else if pass.tokens >= budget && window < 1500 {
+        if !is_repetitive(&pass.text) && pass.tokens >= budget && window < 1500 {
             let wider = (window * 2 + 256).min(1500);
             let second = self.decode(&audio16.data, wider, budget + budget / 2, options)?;
             passes += 1;
             if second.tokens < budget + budget / 2 || second.confidence > pass.confidence {
                 pass = second;
             }
-            if is_repetitive(&pass.text) {
-                pass.text = collapse_repetitions(&pass.text);
-            }
         }
-
+        if is_repetitive(&pass.text) {
+            pass.text = collapse_repetitions(&pass.text);
+        }
         let not_speech = pass.no_speech > self.config.no_speech_threshold
             && pass.confidence < self.config.min_confidence;
         let has_words = pass.text.chars().any(char::is_alphanumeric);
@@ -307,22 +293,43 @@ impl SpeechToText for WhisperStt {
         let mut model = self.name.clone();
         if let Some(bigger) = &self.escalation {
             if !pass.text.is_empty() && pass.confidence < self.config.escalate_below {
-                let better = bigger.transcribe(&audio16, options)?;
-                passes += better.passes;
+                let (better, better_passes, better_model) = bigger.recognise(audio16, options)?;
+                passes += better_passes;
                 if better.confidence >= pass.confidence {
-                    pass.text = better.text;
-                    pass.confidence = better.confidence;
-                    pass.language = better.language;
-                    model = better.model;
+                    pass = better;
+                    model = better_model;
                 }
             }
         }
-        transcript.text = pass.text;
-        transcript.language = pass.language;
-        transcript.no_speech_probability = pass.no_speech;
-        transcript.confidence = pass.confidence;
-        transcript.passes = passes;
-        transcript.model = model;
+        Ok((pass, passes, model))
+    }
+}
+
+impl SpeechToText for WhisperStt {
+    fn transcribe(
+        &self,
+        audio: &Samples,
+        options: &TranscribeOptions,
+    ) -> Result<Transcript, SttError> {
+        let started = Instant::now();
+        let audio16 = resample(audio, SampleRate::SPEECH_RECOGNITION);
+        let mut transcript = Transcript {
+            audio: audio16.duration(),
+            model: self.name.clone(),
+            no_speech_probability: 1.0,
+            ..Default::default()
+        };
+        // Silence and noise: no model call, so no hallucinated text. The
+        // gate runs once, not again for the escalation model.
+        if vad::voiced_duration(&audio16) >= self.config.min_voice {
+            let (pass, passes, model) = self.recognise(&audio16, options)?;
+            transcript.text = pass.text;
+            transcript.language = pass.language;
+            transcript.no_speech_probability = pass.no_speech;
+            transcript.confidence = pass.confidence;
+            transcript.passes = passes;
+            transcript.model = model;
+        }
         transcript.elapsed = started.elapsed();
         Ok(transcript)
     }
