@@ -103,7 +103,7 @@ fn fetch_all(models: &Path, names: &[String]) -> Result<ExitCode> {
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
         bar.set_message(file.name);
-        let fetched = fetch::ensure(models, file, &mut |_, done, _| bar.set_position(done))?;
+        let fetched = fetch::ensure(models, file, &mut |_, done| bar.set_position(done))?;
         bar.finish_and_clear();
         println!(
             "{:28} {}",

@@ -43,8 +43,9 @@ pub enum FetchError {
     },
 }
 
-/// Progress of one file's extraction, in bytes.
-pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64, u64);
+/// Progress of one file's extraction: the file's name and the bytes written
+/// so far (the total is not known before a member is streamed out).
+pub type ProgressFn<'a> = &'a mut dyn FnMut(&str, u64);
 
 /// The download cache beside the models folder.
 pub fn cache_dir(models: &Path) -> PathBuf {
@@ -75,7 +76,6 @@ pub fn ensure(models: &Path, file: &ModelFile, progress: ProgressFn) -> Result<b
     let partial = dest.with_extension("part");
     let mut out = fs::File::create(&partial).map_err(io(&partial))?;
     let mut hasher = Sha256::new();
-    let total: u64 = 0;
     let mut done: u64 = 0;
     for source in sources.iter() {
         let archive = download(&cache, source)?;
@@ -83,7 +83,7 @@ pub fn ensure(models: &Path, file: &ModelFile, progress: ProgressFn) -> Result<b
             hasher.update(chunk);
             out.write_all(chunk)?;
             done += chunk.len() as u64;
-            progress(file.name, done, total);
+            progress(file.name, done);
             Ok(())
         };
         extract(&archive, source, &mut sink)?;

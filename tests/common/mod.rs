@@ -67,10 +67,6 @@ pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-pub fn exists(p: &Path) -> bool {
-    p.exists()
-}
-
 /// Tests that run inference take this lock: whisper.cpp's threads spin
 /// while they wait, so two decodings at once on a 2-core machine slow each
 /// other down many times over. (Within one test binary; binaries run one
