@@ -1,25 +1,20 @@
-//! The UDP socket under rsipstack, with every datagram checked by
-//! [`crate::sip::validate::check`] before the stack parses it.
-//!
-//! rsipstack drops what its parser refuses without a word, and cannot
-//! represent extension methods at all. Here a malformed request gets its
-//! precise answer (400, 416, 420, 415, 406, 505), an unknown method gets
-//! 501 with `Allow` (RFC 3261 8.2.1), a malformed response is dropped
-//! (RFC 3261 18.1.2), and each of them leaves one log line. Keep-alives
-//! (RFC 5626 4.4.1) pass through: the stack answers them.
-//!
-//! TCP has no such hook in rsipstack 0.7: its stream framing parses
-//! messages itself, so only UDP is checked.
+//! The UDP socket under rsipstack, with every datagram screened
+//! (`screen.rs`: [`crate::sip::validate::check`]) before the stack parses
+//! it. A malformed request is answered here, statelessly, back to where it
+//! came from (RFC 3581 4); a malformed response is dropped; each of them
+//! leaves one log line. The stack reads a well-formed message as the
+//! screen delivers it. Keep-alives (RFC 5626 4.4.1) pass through: the
+//! stack answers them. TCP goes through the same screen in `tcp.rs`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 
 use rsipstack::platform::net::UdpSocket as StackUdpSocket;
+use rsipstack::sip::Transport;
 
 use super::log::log_line;
-use super::policy::ALLOW;
-use crate::sip::validate::{self, Accepted, Verdict};
+use super::screen::{screen, Screened};
 
 /// A bound UDP socket that validates what it receives.
 pub(crate) struct ValidatingSocket {
@@ -42,35 +37,25 @@ impl ValidatingSocket {
             if datagram.iter().all(u8::is_ascii_whitespace) {
                 return Ok((len, from));
             }
-            match validate::check(datagram) {
-                Verdict::Accept(Accepted::Message(_)) => return Ok((len, from)),
-                Verdict::Accept(Accepted::Extension(request)) => {
-                    log_line(format_args!(
-                        "{} from {from} answered 501: unknown method (RFC 3261 8.2.1)",
-                        request.method
-                    ));
-                    self.answer(datagram, 501, &[("Allow", ALLOW)], from).await;
+            match screen(datagram, from, Transport::Udp) {
+                // The stack parses what it is given again: give it the
+                // message as screened, or the datagram if that does not fit.
+                Screened::Deliver(message) => {
+                    let screened = message.to_bytes();
+                    return match buf.get_mut(..screened.len()) {
+                        Some(into) => {
+                            into.copy_from_slice(&screened);
+                            Ok((screened.len(), from))
+                        }
+                        None => Ok((len, from)),
+                    };
                 }
-                Verdict::Reject { status, reason } => {
-                    log_line(format_args!(
-                        "request from {from} answered {status}: {reason}"
-                    ));
-                    self.answer(datagram, status, &[], from).await;
+                Screened::Answer(response) => {
+                    if let Err(error) = self.socket.send_to(&response, from).await {
+                        log_line(format_args!("could not answer {from} over UDP: {error}"));
+                    }
                 }
-                Verdict::Drop { reason } => {
-                    log_line(format_args!("message from {from} dropped: {reason}"));
-                }
-            }
-        }
-    }
-
-    /// Sends a stateless answer to a request that never reaches the stack,
-    /// back to where it came from (RFC 3581 4).
-    async fn answer(&self, request: &[u8], status: u16, extra: &[(&str, &str)], to: SocketAddr) {
-        let tag = rsipstack::transaction::random_text(10);
-        if let Some(response) = validate::reject_response(request, status, &tag, extra) {
-            if let Err(error) = self.socket.send_to(&response, to).await {
-                log_line(format_args!("could not send {status} to {to}: {error}"));
+                Screened::Discard => {}
             }
         }
     }
