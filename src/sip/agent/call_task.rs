@@ -26,8 +26,8 @@ use super::errors::CallError;
 use super::events::CallEvent;
 use super::handle::{CallControl, Command, CommandReply};
 use super::log::log_line;
-use super::policy::{ACCEPT, ALLOW};
-use super::transfer::{TransferFailure, TransferOutcome};
+use super::policy::{allow_header, ACCEPT};
+use super::transfer::{ReferReport, TransferFailure, TransferOutcome, SIPFRAG};
 use super::CallSlot;
 
 /// Which side of the INVITE we are: it decides what a BYE in
@@ -49,6 +49,8 @@ pub(crate) struct CallTask {
     pub states: DialogStateReceiver,
     pub commands: mpsc::Receiver<Command>,
     pub events: mpsc::UnboundedSender<CallEvent>,
+    /// Our `Allow` value: it lists REFER when we accept it.
+    pub allow: &'static str,
     /// Agent shutdown: hang up.
     pub shutdown: CancellationToken,
     /// Holds the call's place in the agent's counts until the task ends.
@@ -77,6 +79,7 @@ impl CallTask {
             states,
             commands: command_rx,
             events: event_tx,
+            allow: allow_header(shared.config.accept_refer),
             shutdown: shared.shutdown.clone(),
             slot: Some(slot),
         };
@@ -93,6 +96,9 @@ struct Running {
     /// The application's transfer command, answered when the core settles
     /// the transfer.
     pending_transfer: Option<oneshot::Sender<Result<TransferOutcome, CallError>>>,
+    /// The task that sends our NOTIFYs about a REFER we follow, one after
+    /// the other so they arrive in order; started by the first.
+    notifier: Option<mpsc::UnboundedSender<ReferReport>>,
 }
 
 /// What the task waits for, in one place so the loop stays one `select!`.
@@ -107,7 +113,7 @@ enum Wake {
 
 /// Tokio's clock as the core's `Instant`, so paused-clock tests stay
 /// consistent.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
 
@@ -119,6 +125,7 @@ impl CallTask {
             task: self,
             refer_tx,
             pending_transfer: None,
+            notifier: None,
         };
         let mut commands_open = true;
         let mut shutdown_seen = false;
@@ -220,13 +227,23 @@ impl Running {
             | DialogState::Trying(_)
             | DialogState::Early(_, _)
             | DialogState::WaitAck(_, _) => return,
-            // Also sent after each in-dialog request; the core ignores
-            // ACKs outside `Answered`.
-            DialogState::Confirmed(_, _) => (CallInput::AckReceived, None),
+            // Also sent after each in-dialog request: the CSeq of the last
+            // ACK tells the core whether this one is news.
+            DialogState::Confirmed(_, _) => {
+                let ack = self.task.dialog.last_remote_ack();
+                let input = CallInput::AckReceived {
+                    cseq: ack.as_ref().and_then(cseq),
+                    answer: ack.as_ref().and_then(body),
+                };
+                (input, None)
+            }
             DialogState::Updated(_, request, handle) => {
                 let offer = body(&request);
                 let input = if request.method == Method::Invite {
-                    CallInput::ReInviteReceived { offer }
+                    CallInput::ReInviteReceived {
+                        cseq: cseq(&request).unwrap_or_default(),
+                        offer,
+                    }
                 } else {
                     CallInput::UpdateReceived { offer }
                 };
@@ -239,8 +256,11 @@ impl Running {
                 },
                 Some(handle),
             ),
-            DialogState::Refer(_, _, handle) => (
-                CallInput::RequestReceived(InDialogRequest::Refer),
+            DialogState::Refer(_, request, handle) => (
+                CallInput::ReferReceived {
+                    cseq: cseq(&request).unwrap_or_default(),
+                    refer_to: refer_to_values(&request),
+                },
                 Some(handle),
             ),
             DialogState::Info(_, _, handle) => (
@@ -348,8 +368,16 @@ impl Running {
                         let _ = refer_tx.send(status);
                     });
                 }
+                CallAction::SendNotify(report) => {
+                    let notifier = self
+                        .notifier
+                        .get_or_insert_with(|| spawn_notifier(dialog.clone()));
+                    // Fails only if the notifier is gone; it lives as long
+                    // as this sender.
+                    let _ = notifier.send(report);
+                }
                 CallAction::Respond(reply) => match request {
-                    Some(handle) => respond(dialog, handle, reply).await,
+                    Some(handle) => respond(dialog, handle, reply, self.task.allow).await,
                     None => debug_assert!(false, "a reply without a request: {reply:?}"),
                 },
                 CallAction::Emit(event) => {
@@ -368,11 +396,46 @@ impl Running {
     }
 }
 
+/// Sends the NOTIFYs handed to it on `dialog`, each after the previous
+/// one's transaction ended, until the call drops the sender. A NOTIFY the
+/// transferor does not take is logged: the application's report was still
+/// made, and the transferor has its own bound on the transfer.
+fn spawn_notifier(dialog: InviteDialog) -> mpsc::UnboundedSender<ReferReport> {
+    let (notifier, mut reports) = mpsc::unbounded_channel::<ReferReport>();
+    tokio::spawn(async move {
+        while let Some(report) = reports.recv().await {
+            let headers = vec![
+                Header::Event(report.event().into()),
+                Header::SubscriptionState(report.subscription_state().into()),
+                Header::ContentType(SIPFRAG.into()),
+            ];
+            let body = report.sipfrag().into_bytes();
+            let problem = match dialog.notify(Some(headers), Some(body)).await {
+                Ok(Some(response)) if response.status_code.code() < 300 => continue,
+                Ok(Some(response)) => format!("answered {}", response.status_code.code()),
+                Ok(None) => "not sent or not answered".to_string(),
+                Err(error) => error.to_string(),
+            };
+            log_line(format_args!(
+                "NOTIFY {} for {}: {problem}",
+                report.status,
+                dialog.id()
+            ));
+        }
+    });
+    notifier
+}
+
 /// Answers the in-dialog request behind `handle`.
-async fn respond(dialog: &InviteDialog, handle: &TransactionHandle, reply: Reply) {
+async fn respond(
+    dialog: &InviteDialog,
+    handle: &TransactionHandle,
+    reply: Reply,
+    allow: &'static str,
+) {
     let mut headers = Vec::new();
     if reply.allow {
-        headers.push(Header::Allow(ALLOW.into()));
+        headers.push(Header::Allow(allow.into()));
         headers.push(Header::Accept(ACCEPT.into()));
     }
     if reply.sdp.is_some() {
@@ -398,6 +461,23 @@ async fn respond(dialog: &InviteDialog, handle: &TransactionHandle, reply: Reply
 
 fn body(request: &Request) -> Option<Vec<u8>> {
     (!request.body.is_empty()).then(|| request.body.clone())
+}
+
+fn cseq(request: &Request) -> Option<u32> {
+    request.cseq_header().ok()?.seq().ok()
+}
+
+/// The values of every Refer-To header (`r` in compact form, which the
+/// parser files under the same name).
+fn refer_to_values(request: &Request) -> Vec<String> {
+    request
+        .headers
+        .iter()
+        .filter_map(|header| match header {
+            Header::ReferTo(value) => Some(value.value().to_string()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether a NOTIFY reports on a REFER: `Event: refer`, perhaps with an

@@ -38,6 +38,17 @@ pub struct AgentConfig {
     pub transfer_timeout: Duration,
     /// How long an outgoing call may go unanswered before we CANCEL it.
     pub no_answer_timeout: Duration,
+    /// How long an incoming call may wait for the application to answer
+    /// or reject it; past that it is answered 480 Temporarily Unavailable
+    /// (RFC 3261 21.4.18) and ends with `EndReason::Unanswered`.
+    pub answer_timeout: Duration,
+    /// Whether the other side of a call may transfer us with REFER (RFC
+    /// 3515): we answer 202, report `CallEvent::Referred` and the
+    /// application reports progress with `CallControl::notify_transfer`.
+    /// For roles that act as the transferee, a test caller or a softphone;
+    /// the agent answering a PBX's calls leaves it off and refuses REFER
+    /// with 405.
+    pub accept_refer: bool,
     /// The user part of our Contact when no account is configured.
     pub contact_user: String,
 }
@@ -56,6 +67,8 @@ impl AgentConfig {
             user_agent: format!("switchboard/{}", env!("CARGO_PKG_VERSION")),
             transfer_timeout: Duration::from_secs(30),
             no_answer_timeout: Duration::from_secs(60),
+            answer_timeout: Duration::from_secs(30),
+            accept_refer: false,
             contact_user: "switchboard".to_string(),
         }
     }

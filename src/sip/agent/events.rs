@@ -65,10 +65,24 @@ pub enum CallEvent {
     Cancelled,
     /// The other side changed the session (hold, resume, new media
     /// address) with this offer; the agent has answered it 200 with our
-    /// media (RFC 3264 8).
+    /// media (RFC 3264 8). For a re-INVITE without an offer the agent
+    /// offered our media in the 200 and this is the answer the ACK brought
+    /// (RFC 3261 14.2); an ACK without a usable answer leaves the session
+    /// as it was and reports nothing.
     ReInvite {
-        /// The new offer.
+        /// The new offer, or the answer from the ACK.
         sdp: String,
+    },
+    /// The other side asks us to call `target` (REFER, RFC 3515); only
+    /// with `AgentConfig::accept_refer`. The REFER was answered 202; report
+    /// how the call to the target goes with
+    /// [`CallControl::notify_transfer`](super::CallControl::notify_transfer),
+    /// a final status last. A later REFER on the same call supersedes this
+    /// one: the agent reports 487 on this one and a new `Referred` follows.
+    Referred {
+        /// The Refer-To URI, with its own parameters (`;transport=tcp`)
+        /// but without the angle brackets and the header's parameters.
+        target: String,
     },
     /// A transfer is under way: the transferee reported this provisional
     /// status from the target (RFC 3515 2.4.5).
@@ -95,6 +109,9 @@ pub enum EndReason {
     Transferred,
     /// Our 2xx was never acknowledged (RFC 3261 13.3.1.4: 64*T1).
     AckTimeout,
+    /// The application neither answered nor rejected the call within
+    /// `AgentConfig::answer_timeout`; it was answered 480.
+    Unanswered,
     /// The SIP stack ended the dialog (transport failure, timeout).
     Failed,
 }

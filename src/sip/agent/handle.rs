@@ -86,6 +86,25 @@ impl CallControl {
         self.run(CallCommand::Hangup).await
     }
 
+    /// Reports how the call to a [`CallEvent::Referred`] target goes, as
+    /// the transferee (RFC 3515 2.4.4, 2.4.5): a NOTIFY with `Event:
+    /// refer` and the body `SIP/2.0 {status} {reason}` (`message/sipfrag`).
+    /// A 1xx keeps the subscription active (`expires=60`; report again
+    /// within that), a final status (2xx-6xx) ends it, so it comes last.
+    /// Returns once the NOTIFY is queued; NOTIFYs go out in order, and one
+    /// the transferor does not answer 2xx is logged. Fails with
+    /// [`CallError::NotEstablished`] when no REFER is being followed (none
+    /// came, or its final status was reported), and
+    /// [`CallError::CallEnded`] once the call is over.
+    pub async fn notify_transfer(&self, status: u16, reason: &str) -> Result<(), CallError> {
+        debug_assert!((100..700).contains(&status), "a SIP status is 100-699");
+        self.run(CallCommand::NotifyTransfer {
+            status,
+            reason: reason.to_string(),
+        })
+        .await
+    }
+
     /// Blind transfer (RFC 3515): sends REFER with `Refer-To: target`,
     /// follows the transferee's NOTIFY reports, and on a 2xx report hangs
     /// up our leg. Returns when the outcome is known, at the latest after
@@ -263,6 +282,11 @@ impl CallHandle {
     /// See [`CallControl::refer`].
     pub async fn refer(&self, target: &str) -> Result<TransferOutcome, CallError> {
         self.control.refer(target).await
+    }
+
+    /// See [`CallControl::notify_transfer`].
+    pub async fn notify_transfer(&self, status: u16, reason: &str) -> Result<(), CallError> {
+        self.control.notify_transfer(status, reason).await
     }
 }
 

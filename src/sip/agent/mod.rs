@@ -23,8 +23,9 @@
 //! Inbound policy (`policy.rs`): OPTIONS gets 200 with Allow and Accept; a
 //! source outside the access list gets 403; an INVITE beyond `max_calls`
 //! gets 486; a request for a dialog we do not have gets 481; REGISTER,
-//! SUBSCRIBE, PUBLISH and MESSAGE get 405 with Allow; over UDP, malformed
-//! requests get 400-class answers and unknown methods 501 (`udp.rs`).
+//! SUBSCRIBE, PUBLISH and MESSAGE get 405 with Allow; malformed requests
+//! get 400-class answers and unknown methods 501 before the stack sees
+//! them, over UDP and TCP alike (`screen.rs`, `udp.rs`, `tcp.rs`).
 //! Every rejection leaves one line on standard error saying why.
 //!
 //! Layout: pure cores (`call.rs`, `registration.rs`, `policy.rs`,
@@ -44,6 +45,8 @@ mod outgoing;
 mod policy;
 mod register_task;
 mod registration;
+mod screen;
+mod tcp;
 mod transfer;
 mod udp;
 
@@ -66,11 +69,10 @@ use std::time::Duration;
 use rsipstack::dialog::authenticate::Credential;
 use rsipstack::dialog::dialog_layer::DialogLayer;
 use rsipstack::sip::prelude::{HeadersExt, ToTypedHeader};
-use rsipstack::sip::{Auth, Header, Param, Scheme, StatusCode, Transport, Uri};
+use rsipstack::sip::{Auth, Header, Method, Param, Scheme, StatusCode, Transport, Uri};
 use rsipstack::transaction::endpoint::EndpointInnerRef;
 use rsipstack::transaction::transaction::Transaction;
 use rsipstack::transaction::TransactionReceiver;
-use rsipstack::transport::tcp_listener::TcpListenerConnection;
 use rsipstack::transport::udp::{UdpConnection, UdpInner};
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
@@ -326,15 +328,17 @@ impl SipAgent {
             udp_socket = Some(socket);
         }
         let bound = SocketAddr::new(config.listen.ip(), port);
+        let mut tcp_listener = None;
         if config.transports.tcp {
-            // rsipstack binds TCP when it starts serving and only logs a
-            // failure; bind once here to report it.
-            let probe = std::net::TcpListener::bind(bound).map_err(|source| AgentError::Bind {
+            // Our own listener (tcp.rs), so every message is screened.
+            let bind_error = |source| AgentError::Bind {
                 transport: "TCP",
                 addr: bound,
                 source,
-            })?;
-            port = probe.local_addr().map(|a| a.port()).unwrap_or(port);
+            };
+            let listener = std::net::TcpListener::bind(bound).map_err(bind_error)?;
+            port = listener.local_addr().map_err(bind_error)?.port();
+            tcp_listener = Some(listener);
         }
         let bound = SocketAddr::new(config.listen.ip(), port);
         let local_addr = SipConnection::resolve_bind_address(bound);
@@ -355,11 +359,18 @@ impl SipAgent {
             .await;
             transport_layer.add_transport(udp.into());
         }
-        if config.transports.tcp {
-            let tcp = TcpListenerConnection::new(bound, config.public_address)
+        if let Some(listener) = tcp_listener {
+            let addr = SipAddr {
+                r#type: Some(Transport::Tcp),
+                addr: config.public_address.unwrap_or(local_addr).into(),
+            };
+            tcp::attach(listener, addr, &transport_layer, stack_token.child_token())
                 .await
-                .map_err(stack_error("set up the TCP listener"))?;
-            transport_layer.add_transport(tcp.into());
+                .map_err(|source| AgentError::Bind {
+                    transport: "TCP",
+                    addr: bound,
+                    source,
+                })?;
         }
 
         let endpoint = EndpointBuilder::new()
@@ -474,7 +485,7 @@ async fn dispatch(shared: Arc<Shared>, mut incoming: TransactionReceiver, stop: 
             transaction = incoming.recv() => transaction,
         };
         match transaction {
-            Some(transaction) => handle_request(&shared, transaction),
+            Some(transaction) => dispatch_request(&shared, transaction),
             None => break,
         }
     }
@@ -483,6 +494,42 @@ async fn dispatch(shared: Arc<Shared>, mut incoming: TransactionReceiver, stop: 
 fn source_ip(transaction: &Transaction) -> Option<IpAddr> {
     let remote = transaction.connection.as_ref()?.get_remote_addr()?;
     remote.get_socketaddr().ok().map(|addr| addr.ip())
+}
+
+/// How long an in-dialog request waits for a dialog the stack is still
+/// registering, and in how many steps.
+const DIALOG_RACE_STEP: Duration = Duration::from_millis(20);
+const DIALOG_RACE_STEPS: u32 = 5;
+
+/// Hands a request on. A request with a To tag whose dialog is not known
+/// yet is given [`DIALOG_RACE_STEPS`] short chances before it is answered
+/// 481: rsipstack registers the dialog of an outgoing call under its
+/// confirmed id only after the ACK has gone out, and a peer that sends
+/// REFER, re-INVITE or BYE the moment it sees the ACK (on loopback, within
+/// microseconds) would otherwise hit the gap.
+fn dispatch_request(shared: &Arc<Shared>, transaction: Transaction) {
+    let waiting_for_dialog = transaction.original.method != Method::Ack
+        && transaction
+            .original
+            .to_header()
+            .ok()
+            .and_then(|to| to.tag().ok().flatten())
+            .is_some()
+        && shared.dialog_layer.match_dialog(&transaction).is_none();
+    if !waiting_for_dialog {
+        handle_request(shared, transaction);
+        return;
+    }
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        for _ in 0..DIALOG_RACE_STEPS {
+            tokio::time::sleep(DIALOG_RACE_STEP).await;
+            if shared.dialog_layer.match_dialog(&transaction).is_some() {
+                break;
+            }
+        }
+        handle_request(&shared, transaction);
+    });
 }
 
 fn handle_request(shared: &Arc<Shared>, mut transaction: Transaction) {
@@ -610,7 +657,7 @@ fn start_incoming_call(shared: &Arc<Shared>, mut transaction: Transaction) {
     });
 
     let (control, event_rx) = CallTask::spawn(
-        CallCore::incoming(shared.config.transfer_timeout),
+        CallCore::incoming(call_task::now(), &shared.config),
         Role::Callee,
         dialog,
         shared,

@@ -13,7 +13,7 @@ use super::call_task::{CallTask, Role};
 use super::errors::CallError;
 use super::handle::{CallDirection, CallHandle, CallInfo, OutgoingCall};
 use super::log::log_line;
-use super::policy::ALLOW;
+use super::policy::allow_header;
 use super::{parse_uri, uri_transport, CallSlot, Shared};
 
 /// What a final response to our INVITE means (RFC 3261 21).
@@ -61,10 +61,19 @@ pub(crate) async fn place_call(
     // The credentials for the next attempt, and its Call-ID: the retry of
     // a challenged INVITE keeps it (RFC 3261 8.1.3.5, 22.2).
     let mut credentials: Vec<Header> = Vec::new();
-    let mut call_id = None;
+    // Our own Call-ID, on our host: the stack's default names a domain
+    // that is not ours (RFC 3261 8.1.1.4 only asks for uniqueness, but the
+    // host part is what an operator greps for in the PBX's logs).
+    let mut call_id = Some(format!(
+        "{}@{}",
+        rsipstack::transaction::random_text(24),
+        shared.contact_address().ip()
+    ));
     let (dialog, response, state_rx) = loop {
         let (state_tx, state_rx) = shared.dialog_layer.new_dialog_state_channel();
-        let mut headers = vec![Header::Allow(ALLOW.into())];
+        let mut headers = vec![Header::Allow(
+            allow_header(shared.config.accept_refer).into(),
+        )];
         headers.extend(credentials.iter().cloned());
         let option = InviteOption {
             caller: caller.clone(),
@@ -125,7 +134,7 @@ pub(crate) async fn place_call(
         direction: CallDirection::Outgoing,
     };
     let (control, event_rx) = CallTask::spawn(
-        CallCore::outgoing(offer.to_string(), local, shared.config.transfer_timeout),
+        CallCore::outgoing(offer.to_string(), local, &shared.config),
         Role::Caller,
         dialog,
         shared,

@@ -10,6 +10,19 @@ use rsipstack::sip::Method;
 /// them: callers cannot transfer the agent; we send REFER, we do not take it.
 pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, INFO, UPDATE";
 
+/// [`ALLOW`] for an agent that lets the other side transfer it
+/// (`AgentConfig::accept_refer`).
+const ALLOW_WITH_REFER: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, NOTIFY, INFO, UPDATE, REFER";
+
+/// Our `Allow` value on calls: with REFER when we accept it.
+pub(crate) fn allow_header(accept_refer: bool) -> &'static str {
+    if accept_refer {
+        ALLOW_WITH_REFER
+    } else {
+        ALLOW
+    }
+}
+
 /// The body types we accept, for `Accept` (RFC 3261 20.1).
 pub(crate) const ACCEPT: &str = "application/sdp";
 
@@ -175,6 +188,13 @@ mod tests {
             Disposition::Reject { status, .. } => Some(*status),
             _ => None,
         }
+    }
+
+    #[test]
+    fn refer_is_allowed_only_when_accepted() {
+        assert!(!allow_header(false).contains("REFER"));
+        assert!(allow_header(true).ends_with(", REFER"));
+        assert!(allow_header(true).starts_with(ALLOW));
     }
 
     #[test]
