@@ -11,9 +11,12 @@
 //!   bounded worker pools so inference never runs on the async runtime.
 //! - [`models`]: the pinned model catalogue, fetching, hash checks and the
 //!   CTranslate2-to-ggml Whisper converter.
+//! - [`call`]: one call's signalling and media joined: legs, bridging,
+//!   transfer with failover, the simple answering mode.
 //! - [`cli`]: the `switchboard` command line.
 
 pub mod audio;
+pub mod call;
 pub mod cli;
 pub mod flow;
 pub mod intent;

@@ -2,10 +2,12 @@
 //! this one parses arguments and turns errors into messages and exit codes.
 
 mod audio_cmd;
+mod call;
 mod check;
 mod demo;
 mod engines;
 mod models_cmd;
+mod run;
 mod say;
 mod transcribe;
 
@@ -45,6 +47,11 @@ enum Command {
     /// Speech in and out: synthesise a caller, send it down a simulated
     /// telephone line, transcribe it, and print both with timings.
     Demo(demo::Args),
+    /// Run the agent: register on a PBX (or take direct calls) and answer.
+    Run(run::Args),
+    /// A test caller: call a URI, play a file, record what comes back,
+    /// press keys, follow a REFER, and report how the call went.
+    Call(call::Args),
 }
 
 /// Runs the command line; the binary's `main` is just this.
@@ -58,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Audio(cmd) => audio_cmd::run(cmd),
         Command::Demo(args) => demo::run(&models, args),
         Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Call(args) => call::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,224 @@
+//! The simple answering mode of `switchboard run`, without a call flow:
+//! answer, play a recording, then transfer the caller (or hang up). With
+//! no recording and no transfer the agent answers and hangs up at once,
+//! which is what the call-setup benchmark measures.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::bridge::hang_up;
+use super::leg::{LegEvent, MediaAddresses, MediaLeg};
+use super::log::call_log;
+use super::transfer::{transfer, TransferPlan, TransferResult};
+use crate::audio::wav::{write_file, WavEncoding};
+use crate::audio::{SampleRate, Samples};
+use crate::sip::agent::{CallEvent, CancellationToken, IncomingCall, SipAgent};
+
+/// What the simple mode does with each call.
+#[derive(Debug, Clone, Default)]
+pub struct SimpleMode {
+    /// Played once the caller's ACK arrives (8 kHz).
+    pub play: Option<Samples>,
+    /// Where to send the caller after the recording.
+    pub transfer: Option<TransferPlan>,
+    /// Keep the call up after playing (until the caller hangs up) instead
+    /// of hanging up. Ignored with a transfer.
+    pub stay: bool,
+    /// Write what each caller said to `DIR/<Call-ID>.wav`.
+    pub record_dir: Option<PathBuf>,
+}
+
+/// The longest recording kept per call: ten minutes of 8 kHz audio.
+const RECORD_LIMIT: usize = 8_000 * 600;
+
+/// Handles one incoming call to its end.
+pub async fn handle_call(
+    agent: Arc<SipAgent>,
+    incoming: IncomingCall,
+    mode: Arc<SimpleMode>,
+    cancel: CancellationToken,
+) {
+    let info = incoming.info().clone();
+    let id = info.call_id.clone();
+    call_log(
+        &id,
+        format_args!("incoming from {} to {}", info.caller, info.callee),
+    );
+    let addresses = MediaAddresses::of_agent(&agent);
+    let immediate = mode.play.is_none() && mode.transfer.is_none() && !mode.stay;
+    if !immediate {
+        let _ = incoming.ringing().await;
+    }
+    let mut leg = match MediaLeg::answer(incoming, addresses, &cancel).await {
+        Ok(leg) => leg,
+        Err(error) => {
+            call_log(&id, format_args!("not answered: {error}"));
+            return;
+        }
+    };
+    let negotiated = *leg.negotiated();
+    call_log(
+        &id,
+        format_args!(
+            "answered: {}, RTP {} -> {}{}",
+            negotiated.codec.encoding_name(),
+            leg.local_media_addr(),
+            negotiated.remote_addr,
+            if negotiated.dtmf_payload_type.is_some() {
+                ", DTMF by RFC 4733"
+            } else {
+                ", no telephone-events"
+            }
+        ),
+    );
+    let mut recording = mode
+        .record_dir
+        .as_ref()
+        .map(|_| Samples::new(SampleRate::TELEPHONE, Vec::new()));
+    let mut established = false;
+    let end = loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => {
+                hang_up(&mut leg).await;
+                break "the agent is shutting down".to_string();
+            }
+            event = leg.next_event() => event,
+        };
+        let Some(event) = event else {
+            break "call closed".to_string();
+        };
+        match event {
+            LegEvent::Established if !established => {
+                established = true;
+                call_log(&id, format_args!("established"));
+                if immediate {
+                    let _ = leg.hangup().await;
+                } else if let Some(play) = &mode.play {
+                    call_log(
+                        &id,
+                        format_args!("playing {:.1} s", play.duration().as_secs_f32()),
+                    );
+                    let _ = leg.play(play.clone());
+                } else if !mode.stay {
+                    if let Some(reason) =
+                        after_playing(&agent, &mut leg, &mode, addresses, &cancel).await
+                    {
+                        break reason;
+                    }
+                }
+            }
+            LegEvent::Established => {}
+            LegEvent::Audio(samples) => {
+                if let Some(recording) = recording.as_mut() {
+                    if recording.data.len() < RECORD_LIMIT {
+                        recording.extend(&samples);
+                    }
+                }
+            }
+            LegEvent::Dtmf(digit) => call_log(&id, format_args!("DTMF {digit}")),
+            LegEvent::PlaybackFinished => {
+                call_log(&id, format_args!("playback finished"));
+                if mode.stay && mode.transfer.is_none() {
+                    continue;
+                }
+                if let Some(reason) =
+                    after_playing(&agent, &mut leg, &mode, addresses, &cancel).await
+                {
+                    break reason;
+                }
+            }
+            LegEvent::Hold(on) => call_log(
+                &id,
+                format_args!("{}", if on { "put on hold" } else { "taken off hold" }),
+            ),
+            LegEvent::Latched(addr) => call_log(&id, format_args!("RTP latched to {addr}")),
+            LegEvent::Signalling(event) => call_log(&id, format_args!("{event:?}")),
+            LegEvent::Ended(event) => break ended(&event),
+        }
+    };
+    if let Ok(stats) = leg.media_stats().await {
+        call_log(
+            &id,
+            format_args!(
+                "media: {} packets sent, {} received, {} lost, {} foreign",
+                stats.packets_sent, stats.packets_received, stats.jitter_buffer.lost, stats.foreign
+            ),
+        );
+    }
+    call_log(&id, format_args!("ended: {end}"));
+    if let (Some(dir), Some(recording)) = (&mode.record_dir, recording) {
+        let path = dir.join(format!("{}.wav", file_name(&id)));
+        match write_file(&path, &recording, WavEncoding::Pcm16) {
+            Ok(()) => call_log(
+                &id,
+                format_args!(
+                    "recorded {:.1} s to {}",
+                    recording.duration().as_secs_f32(),
+                    path.display()
+                ),
+            ),
+            Err(error) => call_log(&id, format_args!("recording not written: {error}")),
+        }
+    }
+}
+
+/// After the recording: transfer, or hang up. Returns how the call ended
+/// when it did.
+async fn after_playing(
+    agent: &SipAgent,
+    leg: &mut MediaLeg,
+    mode: &SimpleMode,
+    addresses: MediaAddresses,
+    cancel: &CancellationToken,
+) -> Option<String> {
+    let Some(plan) = &mode.transfer else {
+        hang_up(leg).await;
+        return Some("we hung up after playing".to_string());
+    };
+    match transfer(agent, leg, plan, addresses, cancel).await {
+        TransferResult::Referred { target, .. } => {
+            Some(format!("transferred to {target} by REFER"))
+        }
+        TransferResult::Bridged { target, end, .. } => {
+            Some(format!("bridged to {target} until {end:?}"))
+        }
+        TransferResult::CallerGone { .. } => Some("the caller hung up during the transfer".into()),
+        TransferResult::Failed { attempts } => {
+            // Nobody took the call: say so by hanging up rather than
+            // leaving the caller in silence. (A flow would route again.)
+            hang_up(leg).await;
+            Some(format!(
+                "transfer failed ({} attempts: {}); hung up",
+                attempts.len(),
+                attempts
+                    .iter()
+                    .map(|a| format!("{} {}: {}", a.method, a.target, a.failure))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        }
+    }
+}
+
+fn ended(event: &CallEvent) -> String {
+    match event {
+        CallEvent::RemoteHangup => "the caller hung up".into(),
+        CallEvent::Cancelled => "the caller cancelled".into(),
+        CallEvent::Ended(reason) => format!("{reason:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A Call-ID made safe for a file name.
+fn file_name(call_id: &str) -> String {
+    call_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,399 @@
+//! `switchboard run`: the agent as a PBX extension (with `--registrar`) or
+//! taking direct calls on `--listen`. The options follow pjsua's account
+//! options; every one can also be given in a YAML file (`--config`), and
+//! the command line wins over the file.
+//!
+//! Without a call flow this is the simple mode: answer, play `--play`, then
+//! transfer to `--transfer-to` (tried in order) or hang up. With neither,
+//! each call is answered and hung up at once.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use crate::audio::{decode::read_file, resample::resample, SampleRate};
+use crate::call::simple::{handle_call, SimpleMode};
+use crate::call::transfer::{TransferMethod, TransferPlan};
+use crate::sip::agent::{
+    Account, AgentConfig, AgentEvent, CancellationToken, SipAgent, Transports,
+};
+
+/// Options of `switchboard run`, all of which may come from `--config`.
+#[derive(clap::Args, Debug, Default)]
+pub struct Args {
+    /// A YAML file with any of the options below, in two sections, keys as
+    /// written here without the dashes: `sip:` (`listen: 0.0.0.0:5060`,
+    /// `registrar: ...`) and `answer:` (`play: ...`, `transfer-to: [...]`).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    sip: SipOptions,
+    #[command(flatten)]
+    answer: AnswerOptions,
+}
+
+/// The layout of `--config`.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    #[serde(default)]
+    sip: SipOptions,
+    #[serde(default)]
+    answer: AnswerOptions,
+}
+
+/// Where the agent listens and the PBX account it registers: shared by
+/// `run` and `call`.
+#[derive(clap::Args, serde::Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SipOptions {
+    /// Address to listen on, UDP and TCP [default: 0.0.0.0:5060].
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) listen: Option<SocketAddr>,
+    /// Address peers reach us at from outside a NAT (Via, Contact, SDP).
+    #[arg(long, value_name = "ADDR")]
+    public_address: Option<SocketAddr>,
+    /// Transports to listen on: udp, tcp or both [default: both].
+    #[arg(long, value_name = "LIST")]
+    transport: Option<String>,
+    /// Registrar URI, e.g. sip:pbx.example.com.
+    #[arg(long, value_name = "URI")]
+    registrar: Option<String>,
+    /// Our address of record, e.g. sip:200@pbx.example.com.
+    #[arg(long, value_name = "URI")]
+    id: Option<String>,
+    /// Digest user name [default: the user part of --id].
+    #[arg(long, value_name = "U")]
+    username: Option<String>,
+    /// Digest password.
+    #[arg(long, value_name = "P")]
+    password: Option<String>,
+    /// Send every request through this proxy.
+    #[arg(long, value_name = "URI")]
+    outbound_proxy: Option<String>,
+    /// Registration lifetime to ask for, seconds [default: 300].
+    #[arg(long, value_name = "SECONDS")]
+    expires: Option<u32>,
+    /// Accept requests only from these addresses (the PBX); others get 403.
+    #[arg(long = "allow", value_name = "IP")]
+    #[serde(default)]
+    allow: Vec<IpAddr>,
+    /// Calls handled at once; one more gets 486 [default: 4].
+    #[arg(long, value_name = "N")]
+    max_calls: Option<usize>,
+}
+
+/// What the simple mode does with a call.
+#[derive(clap::Args, serde::Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AnswerOptions {
+    /// Audio to play to each caller once answered.
+    #[arg(long, value_name = "FILE")]
+    play: Option<PathBuf>,
+    /// Transfer each caller here after playing; repeat for failover.
+    #[arg(long = "transfer-to", value_name = "URI")]
+    #[serde(default)]
+    transfer_to: Vec<String>,
+    /// How to transfer [default: refer-then-invite].
+    #[arg(long, value_enum, value_name = "METHOD")]
+    transfer_by: Option<TransferMethod>,
+    /// Seconds a transfer INVITE may ring before the next destination
+    /// [default: 20].
+    #[arg(long, value_name = "SECONDS")]
+    no_answer: Option<u64>,
+    /// Stay on the line after playing until the caller hangs up.
+    #[arg(long)]
+    #[serde(default)]
+    stay: bool,
+    /// Write what each caller said to DIR/<Call-ID>.wav.
+    #[arg(long, value_name = "DIR")]
+    record_dir: Option<PathBuf>,
+}
+
+impl SipOptions {
+    /// Fills what the command line left out from the file.
+    fn or(self, file: SipOptions) -> SipOptions {
+        SipOptions {
+            listen: self.listen.or(file.listen),
+            public_address: self.public_address.or(file.public_address),
+            transport: self.transport.or(file.transport),
+            registrar: self.registrar.or(file.registrar),
+            id: self.id.or(file.id),
+            username: self.username.or(file.username),
+            password: self.password.or(file.password),
+            outbound_proxy: self.outbound_proxy.or(file.outbound_proxy),
+            expires: self.expires.or(file.expires),
+            allow: if self.allow.is_empty() {
+                file.allow
+            } else {
+                self.allow
+            },
+            max_calls: self.max_calls.or(file.max_calls),
+        }
+    }
+}
+
+impl AnswerOptions {
+    /// Fills what the command line left out from the file.
+    fn or(self, file: AnswerOptions) -> AnswerOptions {
+        AnswerOptions {
+            play: self.play.or(file.play),
+            transfer_to: if self.transfer_to.is_empty() {
+                file.transfer_to
+            } else {
+                self.transfer_to
+            },
+            transfer_by: self.transfer_by.or(file.transfer_by),
+            no_answer: self.no_answer.or(file.no_answer),
+            stay: self.stay || file.stay,
+            record_dir: self.record_dir.or(file.record_dir),
+        }
+    }
+}
+
+/// Reads `--config`: a YAML mapping of the options, errors as
+/// `file:line:col: message`.
+fn read_config(path: &Path) -> Result<ConfigFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    serde_yaml::from_str(&text).map_err(|error| match error.location() {
+        Some(at) => anyhow::anyhow!(
+            "{}:{}:{}: {}",
+            path.display(),
+            at.line(),
+            at.column(),
+            error
+        ),
+        None => anyhow::anyhow!("{}: {error}", path.display()),
+    })
+}
+
+pub(crate) fn parse_transports(text: Option<&str>) -> Result<Transports> {
+    let Some(text) = text else {
+        return Ok(Transports::default());
+    };
+    let mut transports = Transports {
+        udp: false,
+        tcp: false,
+    };
+    for word in text.split(',').map(str::trim) {
+        match word.to_ascii_lowercase().as_str() {
+            "udp" => transports.udp = true,
+            "tcp" => transports.tcp = true,
+            "both" => transports = Transports::default(),
+            other => bail!("--transport: {other:?} is not udp, tcp or both"),
+        }
+    }
+    Ok(transports)
+}
+
+/// The user part of a SIP URI (`sip:200@pbx` -> `200`).
+fn user_of(uri: &str) -> Option<&str> {
+    let rest = uri.split_once(':')?.1;
+    let user = rest.split_once('@')?.0;
+    Some(user.split(';').next().unwrap_or(user))
+}
+
+/// The agent's configuration from the options.
+pub(crate) fn agent_config(options: &SipOptions) -> Result<AgentConfig> {
+    let listen = options
+        .listen
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 5060)));
+    let mut config = AgentConfig::new(listen);
+    config.transports = parse_transports(options.transport.as_deref())?;
+    config.public_address = options.public_address;
+    if let Some(max) = options.max_calls {
+        config.max_calls = max;
+    }
+    if !options.allow.is_empty() {
+        config.allowed_sources = Some(options.allow.clone());
+    }
+    config.account = match (&options.registrar, &options.id) {
+        (Some(registrar), Some(id)) => {
+            let username = match &options.username {
+                Some(user) => user.clone(),
+                None => user_of(id)
+                    .with_context(|| format!("--id {id:?} has no user part; give --username"))?
+                    .to_string(),
+            };
+            Some(Account {
+                registrar: registrar.clone(),
+                id: id.clone(),
+                username,
+                password: options.password.clone().unwrap_or_default(),
+                outbound_proxy: options.outbound_proxy.clone(),
+                expires: options.expires.unwrap_or(300),
+            })
+        }
+        (Some(_), None) => bail!("--registrar needs --id (our address of record)"),
+        (None, Some(_)) => bail!("--id needs --registrar"),
+        (None, None) => None,
+    };
+    if let Some(account) = &config.account {
+        if let Some(user) = user_of(&account.id) {
+            config.contact_user = user.to_string();
+        }
+    }
+    Ok(config)
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let (sip, options) = match &args.config {
+        Some(path) => {
+            let file = read_config(path)?;
+            (args.sip.or(file.sip), args.answer.or(file.answer))
+        }
+        None => (args.sip, args.answer),
+    };
+    let config = agent_config(&sip)?;
+    let play = match &options.play {
+        Some(path) => {
+            let audio = read_file(path).with_context(|| format!("--play {}", path.display()))?;
+            Some(resample(&audio, SampleRate::TELEPHONE))
+        }
+        None => None,
+    };
+    if let Some(dir) = &options.record_dir {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create --record-dir {}", dir.display()))?;
+    }
+    let from = match &config.account {
+        Some(account) => account.id.clone(),
+        None => format!("sip:{}@{}", config.contact_user, config.listen),
+    };
+    let transfer = (!options.transfer_to.is_empty()).then(|| TransferPlan {
+        destinations: options.transfer_to.clone(),
+        method: options.transfer_by.unwrap_or_default(),
+        from,
+        no_answer: Duration::from_secs(options.no_answer.unwrap_or(20)),
+    });
+    let mode = Arc::new(SimpleMode {
+        play,
+        transfer,
+        stay: options.stay,
+        record_dir: options.record_dir.clone(),
+    });
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(serve(config, mode))
+}
+
+async fn serve(config: AgentConfig, mode: Arc<SimpleMode>) -> Result<ExitCode> {
+    let cancel = CancellationToken::new();
+    let registering = config.account.is_some();
+    let transports = config.transports;
+    let (agent, mut events) = SipAgent::start(config, cancel.clone()).await?;
+    let agent = Arc::new(agent);
+    eprintln!(
+        "switchboard: listening on {}{}{}, contact {}{}",
+        agent.local_addr(),
+        if transports.udp { " udp" } else { "" },
+        if transports.tcp { " tcp" } else { "" },
+        agent.contact_address(),
+        if registering { "; registering" } else { "" },
+    );
+    let stop = cancel.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        eprintln!("switchboard: shutting down (hanging up calls, unregistering)");
+        stop.cancel();
+    });
+    loop {
+        let event = tokio::select! {
+            _ = cancel.cancelled() => break,
+            event = events.recv() => event,
+        };
+        let Some(event) = event else { break };
+        match event {
+            AgentEvent::IncomingCall(call) => {
+                tokio::spawn(handle_call(
+                    agent.clone(),
+                    call,
+                    mode.clone(),
+                    cancel.child_token(),
+                ));
+            }
+            AgentEvent::Registered { expires } => {
+                eprintln!("switchboard: registered for {expires} s");
+            }
+            AgentEvent::RegistrationFailed { reason } => {
+                eprintln!("switchboard: registration failed: {reason}; retrying with backoff");
+            }
+            AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
+        }
+    }
+    // Keep reporting the unREGISTER while the agent stops.
+    let stopping = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            match event {
+                AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
+                AgentEvent::IncomingCall(call) => drop(call),
+                _ => {}
+            }
+        }
+    });
+    agent.stopped().await;
+    stopping.abort();
+    eprintln!("switchboard: stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = interrupt.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_user_part_comes_from_the_id() {
+        assert_eq!(user_of("sip:200@pbx.example.com"), Some("200"));
+        assert_eq!(user_of("sips:alice;x=1@pbx"), Some("alice"));
+        assert_eq!(user_of("sip:pbx.example.com"), None);
+    }
+
+    #[test]
+    fn transports_parse() {
+        assert!(!parse_transports(Some("udp")).unwrap().tcp);
+        assert!(parse_transports(Some("udp,tcp")).unwrap().tcp);
+        assert!(parse_transports(Some("sctp")).is_err());
+    }
+
+    #[test]
+    fn a_bad_config_file_names_the_line_and_column() {
+        let dir = std::env::temp_dir().join(format!("sb-run-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("run.yaml");
+        std::fs::write(&path, "sip:\n  listen: 127.0.0.1:5060\n  max-calls: many\n").unwrap();
+        let error = read_config(&path).unwrap_err().to_string();
+        assert!(
+            error.starts_with(&format!("{}:3:", path.display())),
+            "{error}"
+        );
+        std::fs::write(&path, "sip:\n  listne: 127.0.0.1:5060\n").unwrap();
+        let error = read_config(&path).unwrap_err().to_string();
+        assert!(error.contains("unknown field `listne`"), "{error}");
+    }
+}
