@@ -11,8 +11,8 @@
 //!    and <= 1 MB per call.
 //!
 //! Run: `cargo bench --bench sip` (needs `sipp`; scripts/setup installs
-//! it). Options through the environment: `SIP_BENCH_RATE` (default 1000),
-//! `SIP_BENCH_CALLS` (default 20000), `SIP_BENCH_HELD` (default 100).
+//! it). Options through the environment: `SIP_BENCH_RATE` (default 1200),
+//! `SIP_BENCH_CALLS` (default 24000), `SIP_BENCH_HELD` (default 100).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -303,8 +303,8 @@ fn main() {
     println!("SIP benchmark on {cores} core(s)");
     call_setup_rate(
         &root,
-        env_or("SIP_BENCH_RATE", 1000),
-        env_or("SIP_BENCH_CALLS", 20000),
+        env_or("SIP_BENCH_RATE", 1200),
+        env_or("SIP_BENCH_CALLS", 24000),
     );
     held_calls(&root, env_or("SIP_BENCH_HELD", 100));
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 
 use crate::audio::Samples;
 use crate::media::g711::Law;
-use crate::media::session::{MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats};
+use crate::media::session::{Clip, MediaConfig, MediaError, MediaEvent, MediaSession, MediaStats};
 use crate::sip::agent::{
     CallControl, CallError, CallEvent, CallHandle, CallInfo, CancellationToken, IncomingCall,
     SipAgent, TransferOutcome,
@@ -311,6 +311,11 @@ impl MediaLeg {
     /// Queues 8 kHz audio to send, paced in real time.
     pub fn play(&self, samples: Samples) -> Result<(), MediaError> {
         self.media.play(samples)
+    }
+
+    /// Queues a shared clip (a greeting, a prompt) without copying it.
+    pub fn play_clip(&self, clip: &Clip) -> Result<(), MediaError> {
+        self.media.play_clip(clip)
     }
 
     /// Barge-in: drops queued audio.

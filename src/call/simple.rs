@@ -12,13 +12,14 @@ use super::log::call_log;
 use super::transfer::{transfer, TransferPlan, TransferResult};
 use crate::audio::wav::{write_file, WavEncoding};
 use crate::audio::{SampleRate, Samples};
+use crate::media::session::Clip;
 use crate::sip::agent::{CallEvent, CancellationToken, IncomingCall, SipAgent};
 
 /// What the simple mode does with each call.
 #[derive(Debug, Clone, Default)]
 pub struct SimpleMode {
-    /// Played once the caller's ACK arrives (8 kHz).
-    pub play: Option<Samples>,
+    /// Played once the caller's ACK arrives; shared by all calls.
+    pub play: Option<Clip>,
     /// Where to send the caller after the recording.
     pub transfer: Option<TransferPlan>,
     /// Keep the call up after playing (until the caller hangs up) instead
@@ -98,7 +99,7 @@ pub async fn handle_call(
                         &id,
                         format_args!("playing {:.1} s", play.duration().as_secs_f32()),
                     );
-                    let _ = leg.play(play.clone());
+                    let _ = leg.play_clip(play);
                 } else if !mode.stay {
                     if let Some(reason) =
                         after_playing(&agent, &mut leg, &mode, addresses, &cancel).await

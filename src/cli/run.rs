@@ -18,6 +18,7 @@ use anyhow::{bail, Context, Result};
 use crate::audio::{decode::read_file, resample::resample, SampleRate};
 use crate::call::simple::{handle_call, SimpleMode};
 use crate::call::transfer::{TransferMethod, TransferPlan};
+use crate::media::session::Clip;
 use crate::sip::agent::{
     Account, AgentConfig, AgentEvent, CancellationToken, SipAgent, Transports,
 };
@@ -253,7 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let play = match &options.play {
         Some(path) => {
             let audio = read_file(path).with_context(|| format!("--play {}", path.display()))?;
-            Some(resample(&audio, SampleRate::TELEPHONE))
+            Some(Clip::new(&resample(&audio, SampleRate::TELEPHONE))?)
         }
         None => None,
     };

@@ -77,6 +77,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
@@ -218,6 +219,29 @@ impl MediaConfig {
     }
 }
 
+/// 8 kHz audio ready to send, cheap to clone and share between calls.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Clip {
+    samples: Arc<[i16]>,
+}
+
+impl Clip {
+    /// Converts audio at the telephone rate; other rates are refused.
+    pub fn new(samples: &Samples) -> Result<Clip, MediaError> {
+        if samples.rate != SampleRate::TELEPHONE {
+            return Err(MediaError::SampleRate(samples.rate));
+        }
+        Ok(Clip {
+            samples: samples.to_i16().into(),
+        })
+    }
+
+    /// How long it plays.
+    pub fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.samples.len() as f64 / f64::from(SampleRate::TELEPHONE.hz()))
+    }
+}
+
 /// What the session tells the application, in order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum MediaEvent {
@@ -282,7 +306,7 @@ impl MediaStats {
 /// where the caller waits for a result.
 #[derive(Debug)]
 enum Command {
-    Play(Vec<i16>),
+    Play(Arc<[i16]>),
     StopPlayback(oneshot::Sender<Duration>),
     SendDtmf(Vec<char>),
     SetRemote(SocketAddr),
@@ -360,7 +384,14 @@ impl MediaSession {
         if samples.rate != SampleRate::TELEPHONE {
             return Err(MediaError::SampleRate(samples.rate));
         }
-        self.send(Command::Play(samples.to_i16()))
+        self.send(Command::Play(samples.to_i16().into()))
+    }
+
+    /// Queues a clip of 8 kHz audio shared between calls (a greeting, a
+    /// prompt): it is not copied per call, which keeps a held call's memory
+    /// independent of the recording's length. Otherwise as [`Self::play`].
+    pub fn play_clip(&self, clip: &Clip) -> Result<(), MediaError> {
+        self.send(Command::Play(clip.samples.clone()))
     }
 
     /// Barge-in: drops all queued audio; comfort silence follows at the
@@ -475,7 +506,7 @@ impl Driver {
 
     fn handle_command(&mut self, command: Command) {
         match command {
-            Command::Play(samples) => self.core.handle_play(&samples),
+            Command::Play(samples) => self.core.handle_play_clip(samples),
             Command::StopPlayback(reply) => {
                 // The caller may have given up waiting; nothing to do then.
                 let _ = reply.send(self.core.handle_stop_playback());
@@ -829,28 +860,43 @@ struct Outbound {
     rtp: RtpSender,
     /// `None` when telephone-event was not negotiated.
     dtmf: Option<DtmfSender>,
-    /// Queued audio in frames of exactly [`FRAME_SAMPLES`].
-    frames: VecDeque<Vec<i16>>,
+    /// Queued plays with how far each has been sent; each is cut into
+    /// frames of [`FRAME_SAMPLES`] as it goes out, its last frame padded.
+    clips: VecDeque<(Arc<[i16]>, usize)>,
     digits: VecDeque<char>,
     /// A play is in progress whose end has not been reported.
     playing: bool,
 }
 
 impl Outbound {
-    fn handle_play(&mut self, samples: &[i16]) {
-        for chunk in samples.chunks(FRAME_SAMPLES) {
-            let mut frame = chunk.to_vec();
-            frame.resize(FRAME_SAMPLES, 0);
-            self.frames.push_back(frame);
+    fn handle_play(&mut self, samples: Arc<[i16]>) {
+        if !samples.is_empty() {
+            self.clips.push_back((samples, 0));
         }
         // Even an empty play is answered, so a caller waiting for the end
         // of what it queued is never left waiting.
         self.playing = true;
     }
 
+    /// The next frame of queued audio, if any.
+    fn next_frame(&mut self) -> Option<[i16; FRAME_SAMPLES]> {
+        let (clip, sent) = self.clips.front_mut()?;
+        let end = (*sent + FRAME_SAMPLES).min(clip.len());
+        let mut frame = [0; FRAME_SAMPLES];
+        frame[..end - *sent].copy_from_slice(&clip[*sent..end]);
+        *sent = end;
+        if end == clip.len() {
+            self.clips.pop_front();
+        }
+        Some(frame)
+    }
+
     fn handle_stop_playback(&mut self) -> Duration {
-        let dropped = self.frames.len();
-        self.frames.clear();
+        let dropped: usize = self
+            .clips
+            .drain(..)
+            .map(|(clip, sent)| (clip.len() - sent).div_ceil(FRAME_SAMPLES))
+            .sum();
         self.playing = false;
         FRAME_DURATION * u32::try_from(dropped).unwrap_or(u32::MAX)
     }
@@ -886,12 +932,12 @@ impl Outbound {
             self.rtp.handle_silence(FRAME_SAMPLES as u32);
             return output;
         }
-        let packet = match self.frames.pop_front() {
+        let packet = match self.next_frame() {
             Some(frame) => self.rtp.packetize(&frame, self.law),
             None => self.rtp.packetize(&SILENT_FRAME, self.law),
         };
         output.packet = Some(packet);
-        if self.playing && self.frames.is_empty() {
+        if self.playing && self.clips.is_empty() {
             self.playing = false;
             output.playback_finished = true;
         }
@@ -1005,7 +1051,7 @@ impl MediaCore {
                 dtmf: config
                     .dtmf_payload_type
                     .map(|payload_type| DtmfSender::new(payload_type, DEFAULT_VOLUME)),
-                frames: VecDeque::new(),
+                clips: VecDeque::new(),
                 digits: VecDeque::new(),
                 playing: false,
             },
@@ -1094,8 +1140,13 @@ impl MediaCore {
         }
     }
 
-    fn handle_play(&mut self, samples: &[i16]) {
+    fn handle_play_clip(&mut self, samples: Arc<[i16]>) {
         self.outbound.handle_play(samples);
+    }
+
+    #[cfg(test)]
+    fn handle_play(&mut self, samples: &[i16]) {
+        self.handle_play_clip(samples.into());
     }
 
     fn handle_stop_playback(&mut self) -> Duration {
