@@ -249,3 +249,90 @@ async fn without_anything_to_play_each_call_is_answered_and_hung_up_at_once() {
     );
     assert!(agent.stop(STEP).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_public_address_is_in_the_contact_and_the_sdp() {
+    let dir = common::temp_dir("call-public-address");
+    let port = common::free_port();
+    let scenario = common::sipp_scenario("uas_public_address.xml");
+    let mut callee =
+        common::spawn_sipp(&dir, port, &["-sf", scenario.to_str().unwrap(), "-m", "1"]);
+    let report = call(&[
+        &format!("sip:support@127.0.0.1:{port}"),
+        "--public-address",
+        "192.0.2.10:5099",
+    ])
+    .await;
+    assert_eq!(report["answered"], false, "{report}");
+    assert_eq!(report["failure"], "busy (486)", "{report}");
+    let status = common::wait_exit(&mut callee, Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the callee saw another Contact or c= line ({status:?}):\n{}",
+        common::sipp_report(&dir)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_to_a_new_port_moves_the_agents_rtp_there() {
+    let dir = common::temp_dir("run-reinvite-move");
+    let (greeting, _) = fixture("billing-01-piper.wav");
+    let agent = RunningAgent::start(&dir, &["--play", &greeting, "--stay"]).await;
+    let new_media = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let new_port = new_media.local_addr().unwrap().port();
+    let scenario = common::sipp_scenario("reinvite_move.xml");
+    let mut sipp = common::spawn_sipp(
+        &dir,
+        common::free_port(),
+        &[
+            "-sf",
+            scenario.to_str().unwrap(),
+            &format!("127.0.0.1:{}", agent.port),
+            "-m",
+            "1",
+            "-key",
+            "newport",
+            &new_port.to_string(),
+        ],
+    );
+    // The greeting (4 s) is still playing when the media moves: its RTP,
+    // PCMU with our SSRC and consecutive sequence numbers, must arrive here.
+    let mut packets = Vec::new();
+    let mut buf = [0u8; 2048];
+    while packets.len() < 50 {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(5), new_media.recv_from(&mut buf))
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} RTP packets at the new port within 5 s; agent:\n{}",
+                    packets.len(),
+                    agent.log_text()
+                )
+            })
+            .unwrap();
+        packets.push(buf[..len].to_vec());
+    }
+    let ssrc = |p: &Vec<u8>| u32::from_be_bytes([p[8], p[9], p[10], p[11]]);
+    let sequence = |p: &Vec<u8>| u16::from_be_bytes([p[2], p[3]]);
+    assert!(
+        packets.iter().all(|p| p.len() == 172 && p[1] & 0x7f == 0),
+        "PCMU, 20 ms each"
+    );
+    assert!(
+        packets.iter().all(|p| ssrc(p) == ssrc(&packets[0])),
+        "one SSRC"
+    );
+    assert!(
+        packets
+            .windows(2)
+            .all(|w| sequence(&w[1]) == sequence(&w[0]).wrapping_add(1)),
+        "consecutive sequence numbers"
+    );
+    let status = common::wait_exit(&mut sipp, Duration::from_secs(45)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIPp failed ({status:?}):\n{}",
+        common::sipp_report(&dir)
+    );
+    assert!(agent.stop(STEP).await);
+}

@@ -31,14 +31,20 @@ fn account(kamailio_port: u16, password: &str, expires: u32) -> Account {
     }
 }
 
-/// Kamailio on `port`, relaying calls for `uas@` to `uas_port`.
+/// Kamailio on `port`, relaying calls for `uas@` to `uas_port`,
+/// challenging with qop=auth.
 fn pbx(dir: &std::path::Path, port: u16, uas_port: u16) -> common::Kamailio {
+    pbx_with(dir, port, uas_port, true)
+}
+
+fn pbx_with(dir: &std::path::Path, port: u16, uas_port: u16, qop: bool) -> common::Kamailio {
     common::spawn_kamailio(
         dir,
         "kamailio-registrar.cfg",
         &[
             ("@PORT@", port.to_string()),
             ("@UAS_PORT@", uas_port.to_string()),
+            ("@CHALLENGE_FLAGS@", if qop { "1" } else { "0" }.to_string()),
         ],
     )
 }
@@ -235,4 +241,43 @@ async fn an_invite_challenged_by_the_proxy_is_answered_and_goes_through() {
             && log.contains("INVITE from switchboard accepted: Digest"),
         "the INVITE was not challenged and then accepted:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_without_qop_through_an_outbound_proxy() {
+    let dir = common::temp_dir("kamailio-no-qop");
+    let pbx_port = common::free_port();
+    let kamailio = pbx_with(&dir, pbx_port, 9, false);
+    // The registrar's URI names no port, so only the outbound proxy setting
+    // gets the REGISTER to Kamailio (RFC 3261 8.1.2).
+    let mut account = account(pbx_port, "s3cret", 60);
+    account.registrar = "sip:127.0.0.1".to_string();
+    account.outbound_proxy = Some(format!("sip:127.0.0.1:{pbx_port};lr"));
+    let (agent, mut events, cancel) = start(account).await;
+    match next_event(&mut events).await {
+        AgentEvent::Registered { expires } => assert_eq!(expires, 60),
+        other => panic!("expected Registered, got {other:?}"),
+    }
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    kamailio.stop(Duration::from_secs(10)).await;
+    let log = std::fs::read_to_string(dir.join("kamailio.stderr")).expect("Kamailio's log");
+    let accepted: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("accepted: Digest"))
+        .collect();
+    assert!(
+        !accepted.is_empty(),
+        "no accepted REGISTER in Kamailio's log:\n{log}"
+    );
+    for line in accepted {
+        // Without qop in the challenge the answer has neither qop nor nc
+        // (RFC 2617 3.2.2).
+        assert!(
+            !line.contains("qop=") && !line.contains("nc="),
+            "an answer to a challenge without qop carried qop or nc: {line}"
+        );
+    }
 }
