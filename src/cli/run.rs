@@ -326,18 +326,31 @@ async fn serve(config: AgentConfig, mode: Arc<SimpleMode>) -> Result<ExitCode> {
             AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
         }
     }
-    // Keep reporting the unREGISTER while the agent stops.
-    let stopping = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            match event {
-                AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
-                AgentEvent::IncomingCall(call) => drop(call),
-                _ => {}
-            }
+    // Keep reading events while the agent stops, so the unREGISTER's
+    // outcome is reported; then whatever is still queued.
+    let report = |event: AgentEvent| match event {
+        AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
+        AgentEvent::RegistrationFailed { reason } => {
+            eprintln!("switchboard: unREGISTER failed: {reason}")
         }
-    });
-    agent.stopped().await;
-    stopping.abort();
+        AgentEvent::IncomingCall(call) => drop(call),
+        AgentEvent::Registered { .. } => {}
+    };
+    loop {
+        tokio::select! {
+            _ = agent.stopped() => break,
+            event = events.recv() => match event {
+                Some(event) => report(event),
+                None => {
+                    agent.stopped().await;
+                    break;
+                }
+            },
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        report(event);
+    }
     eprintln!("switchboard: stopped");
     Ok(ExitCode::SUCCESS)
 }
