@@ -281,3 +281,29 @@ async fn registers_without_qop_through_an_outbound_proxy() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_407_challenge_to_register_is_answered_and_shutdown_unregisters() {
+    let dir = common::temp_dir("sipp-registrar-407");
+    let port = common::free_port();
+    let scenario = common::sipp_scenario("registrar_407.xml");
+    let mut sipp = common::spawn_sipp(&dir, port, &["-sf", scenario.to_str().unwrap(), "-m", "1"]);
+    let (agent, mut events, cancel) = start(account(port, "s3cret", 300)).await;
+    match next_event(&mut events).await {
+        AgentEvent::Registered { expires } => assert_eq!(expires, 30),
+        other => panic!(
+            "expected Registered, got {other:?}\n{}",
+            common::sipp_report(&dir)
+        ),
+    }
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    let status = common::wait_exit(&mut sipp, STEP).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the registrar (SIPp) failed ({status:?}):\n{}",
+        common::sipp_report(&dir)
+    );
+}
