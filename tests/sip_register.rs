@@ -307,3 +307,54 @@ async fn a_407_challenge_to_register_is_answered_and_shutdown_unregisters() {
         common::sipp_report(&dir)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_pbx_restarts_the_agent_registers_again() {
+    let dir = common::temp_dir("kamailio-restart");
+    let pbx_port = common::free_port();
+    let kamailio = pbx(&dir, pbx_port, 9);
+    // Over TCP, so the retries after the restart open a new connection.
+    let mut account = account(pbx_port, "s3cret", 2);
+    account.registrar = format!("sip:127.0.0.1:{pbx_port};transport=tcp");
+    let (agent, mut events, cancel) = start(account).await;
+    match next_event(&mut events).await {
+        AgentEvent::Registered { .. } => {}
+        other => panic!("expected Registered, got {other:?}"),
+    }
+    kamailio.stop(Duration::from_secs(10)).await;
+    // The refresh fails while the PBX is down. rsipstack does not turn a
+    // dead TCP connection into an immediate transport error (RFC 3261
+    // 17.1.4), so this takes the transaction timeout (64*T1 = 32 s).
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(45), events.recv())
+            .await
+            .expect("a failed refresh within the transaction timeout")
+            .expect("the agent is running");
+        match event {
+            AgentEvent::RegistrationFailed { .. } => break,
+            AgentEvent::Registered { .. } => continue,
+            other => panic!("expected a failed refresh, got {other:?}"),
+        }
+    }
+    // ...and once it is back (same port, empty location table), the
+    // agent's retry registers again.
+    let restarted_dir = dir.join("restarted");
+    std::fs::create_dir_all(&restarted_dir).unwrap();
+    let kamailio = pbx(&restarted_dir, pbx_port, 9);
+    let registered = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match events.recv().await {
+                Some(AgentEvent::Registered { .. }) => return true,
+                Some(_) => continue,
+                None => return false,
+            }
+        }
+    })
+    .await;
+    assert_eq!(registered, Ok(true), "registered again after the restart");
+    cancel.cancel();
+    tokio::time::timeout(STEP, agent.stopped())
+        .await
+        .expect("the agent stops within the bound");
+    kamailio.stop(Duration::from_secs(10)).await;
+}
