@@ -9,6 +9,8 @@
 //! - [`sip`]: SIP signalling (SDP, digest authentication, message checks).
 //! - [`speech`]: speech-to-text and text-to-speech behind traits, with
 //!   bounded worker pools so inference never runs on the async runtime.
+//! - [`metrics`]: counters and latency histograms for operators, served
+//!   in Prometheus' text format.
 //! - [`models`]: the pinned model catalogue, fetching, hash checks and the
 //!   CTranslate2-to-ggml Whisper converter.
 //! - [`call`]: one call's signalling and media joined: legs, bridging,
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod flow;
 pub mod intent;
 pub mod media;
+pub mod metrics;
 pub mod models;
 pub mod sip;
 pub mod speech;

@@ -223,7 +223,9 @@ async fn a_declined_refer_fails_over_to_the_next_destination() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_anything_to_play_each_call_is_answered_and_hung_up_at_once() {
     let dir = common::temp_dir("run-hangup");
-    let agent = RunningAgent::start(&dir, &["--max-calls", "50"]).await;
+    let metrics_port = common::free_port();
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let agent = RunningAgent::start(&dir, &["--max-calls", "50", "--metrics", &metrics_addr]).await;
     let scenario = common::root()
         .join("benches")
         .join("sipp")
@@ -247,7 +249,30 @@ async fn without_anything_to_play_each_call_is_answered_and_hung_up_at_once() {
         "SIPp failed ({status:?}):\n{}",
         common::sipp_report(&dir)
     );
+    // The operator's view agrees: 200 calls, each hung up by the agent.
+    let metrics = scrape(&metrics_addr).await;
+    assert!(
+        metrics.contains("switchboard_calls_total{outcome=\"agent_hung_up\"} 200"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("switchboard_active_calls 0"), "{metrics}");
     assert!(agent.stop(STEP).await);
+}
+
+/// GET /metrics.
+async fn scrape(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("the metrics port answers");
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: switchboard\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

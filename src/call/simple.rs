@@ -4,6 +4,7 @@
 //! which is what the call-setup benchmark measures.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::bridge::hang_up;
@@ -13,6 +14,7 @@ use super::transfer::{transfer, TransferPlan, TransferResult};
 use crate::audio::wav::{write_file, WavEncoding};
 use crate::audio::{SampleRate, Samples};
 use crate::media::session::Clip;
+use crate::metrics::Metrics;
 use crate::sip::agent::{CallEvent, CancellationToken, IncomingCall, SipAgent};
 
 /// What the simple mode does with each call.
@@ -27,6 +29,8 @@ pub struct SimpleMode {
     pub stay: bool,
     /// Write what each caller said to `DIR/<Call-ID>.wav`.
     pub record_dir: Option<PathBuf>,
+    /// Where call counts go.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The longest recording kept per call: ten minutes of 8 kHz audio.
@@ -45,16 +49,55 @@ pub async fn handle_call(
         &id,
         format_args!("incoming from {} to {}", info.caller, info.callee),
     );
-    let addresses = MediaAddresses::of_agent(&agent);
+    let metrics = mode.metrics.clone();
+    metrics.active_calls.fetch_add(1, Ordering::Relaxed);
+    let outcome = handle_answered(&agent, incoming, &mode, &cancel, &id).await;
+    metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
+    metrics.calls_by_outcome.increment(outcome.label());
+    if let Outcome::Transferred(destination) = &outcome {
+        metrics.calls_by_destination.increment(destination);
+    }
+}
+
+/// How a call ended, for the metrics.
+enum Outcome {
+    NotAnswered,
+    Transferred(String),
+    TransferFailed,
+    CallerHungUp,
+    AgentHungUp,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Outcome::NotAnswered => "not_answered",
+            Outcome::Transferred(_) => "transferred",
+            Outcome::TransferFailed => "transfer_failed",
+            Outcome::CallerHungUp => "caller_hung_up",
+            Outcome::AgentHungUp => "agent_hung_up",
+        }
+    }
+}
+
+async fn handle_answered(
+    agent: &Arc<SipAgent>,
+    incoming: IncomingCall,
+    mode: &SimpleMode,
+    cancel: &CancellationToken,
+    id: &str,
+) -> Outcome {
+    let id = id.to_string();
+    let addresses = MediaAddresses::of_agent(agent);
     let immediate = mode.play.is_none() && mode.transfer.is_none() && !mode.stay;
     if !immediate {
         let _ = incoming.ringing().await;
     }
-    let mut leg = match MediaLeg::answer(incoming, addresses, &cancel).await {
+    let mut leg = match MediaLeg::answer(incoming, addresses, cancel).await {
         Ok(leg) => leg,
         Err(error) => {
             call_log(&id, format_args!("not answered: {error}"));
-            return;
+            return Outcome::NotAnswered;
         }
     };
     let negotiated = *leg.negotiated();
@@ -77,16 +120,16 @@ pub async fn handle_call(
         .as_ref()
         .map(|_| Samples::new(SampleRate::TELEPHONE, Vec::new()));
     let mut established = false;
-    let end = loop {
+    let (end, outcome) = loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => {
                 hang_up(&mut leg).await;
-                break "the agent is shutting down".to_string();
+                break ("the agent is shutting down".to_string(), Outcome::AgentHungUp);
             }
             event = leg.next_event() => event,
         };
         let Some(event) = event else {
-            break "call closed".to_string();
+            break ("call closed".to_string(), Outcome::CallerHungUp);
         };
         match event {
             LegEvent::Established if !established => {
@@ -102,7 +145,7 @@ pub async fn handle_call(
                     let _ = leg.play_clip(play);
                 } else if !mode.stay {
                     if let Some(reason) =
-                        after_playing(&agent, &mut leg, &mode, addresses, &cancel).await
+                        after_playing(agent, &mut leg, mode, addresses, cancel).await
                     {
                         break reason;
                     }
@@ -122,8 +165,7 @@ pub async fn handle_call(
                 if mode.stay && mode.transfer.is_none() {
                     continue;
                 }
-                if let Some(reason) =
-                    after_playing(&agent, &mut leg, &mode, addresses, &cancel).await
+                if let Some(reason) = after_playing(agent, &mut leg, mode, addresses, cancel).await
                 {
                     break reason;
                 }
@@ -134,7 +176,13 @@ pub async fn handle_call(
             ),
             LegEvent::Latched(addr) => call_log(&id, format_args!("RTP latched to {addr}")),
             LegEvent::Signalling(event) => call_log(&id, format_args!("{event:?}")),
-            LegEvent::Ended(event) => break ended(&event),
+            LegEvent::Ended(event) => {
+                let outcome = match event {
+                    CallEvent::RemoteHangup | CallEvent::Cancelled => Outcome::CallerHungUp,
+                    _ => Outcome::AgentHungUp,
+                };
+                break (ended(&event), outcome);
+            }
         }
     };
     if let Ok(stats) = leg.media_stats().await {
@@ -161,6 +209,7 @@ pub async fn handle_call(
             Err(error) => call_log(&id, format_args!("recording not written: {error}")),
         }
     }
+    outcome
 }
 
 /// After the recording: transfer, or hang up. Returns how the call ended
@@ -171,31 +220,39 @@ async fn after_playing(
     mode: &SimpleMode,
     addresses: MediaAddresses,
     cancel: &CancellationToken,
-) -> Option<String> {
+) -> Option<(String, Outcome)> {
     let Some(plan) = &mode.transfer else {
         hang_up(leg).await;
-        return Some("we hung up after playing".to_string());
+        return Some(("we hung up after playing".to_string(), Outcome::AgentHungUp));
     };
     match transfer(agent, leg, plan, addresses, cancel).await {
-        TransferResult::Referred { target, .. } => {
-            Some(format!("transferred to {target} by REFER"))
-        }
-        TransferResult::Bridged { target, end, .. } => {
-            Some(format!("bridged to {target} until {end:?}"))
-        }
-        TransferResult::CallerGone { .. } => Some("the caller hung up during the transfer".into()),
+        TransferResult::Referred { target, .. } => Some((
+            format!("transferred to {target} by REFER"),
+            Outcome::Transferred(target),
+        )),
+        TransferResult::Bridged { target, end, .. } => Some((
+            format!("bridged to {target} until {end:?}"),
+            Outcome::Transferred(target),
+        )),
+        TransferResult::CallerGone { .. } => Some((
+            "the caller hung up during the transfer".into(),
+            Outcome::CallerHungUp,
+        )),
         TransferResult::Failed { attempts } => {
             // Nobody took the call: say so by hanging up rather than
             // leaving the caller in silence. (A flow would route again.)
             hang_up(leg).await;
-            Some(format!(
-                "transfer failed ({} attempts: {}); hung up",
-                attempts.len(),
-                attempts
-                    .iter()
-                    .map(|a| format!("{} {}: {}", a.method, a.target, a.failure))
-                    .collect::<Vec<_>>()
-                    .join("; ")
+            Some((
+                format!(
+                    "transfer failed ({} attempts: {}); hung up",
+                    attempts.len(),
+                    attempts
+                        .iter()
+                        .map(|a| format!("{} {}: {}", a.method, a.target, a.failure))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                Outcome::TransferFailed,
             ))
         }
     }

@@ -19,6 +19,7 @@ use crate::audio::{decode::read_file, resample::resample, SampleRate};
 use crate::call::simple::{handle_call, SimpleMode};
 use crate::call::transfer::{TransferMethod, TransferPlan};
 use crate::media::session::Clip;
+use crate::metrics::Metrics;
 use crate::sip::agent::{
     Account, AgentConfig, AgentEvent, CancellationToken, SipAgent, Transports,
 };
@@ -113,6 +114,9 @@ pub struct AnswerOptions {
     /// Write what each caller said to DIR/<Call-ID>.wav.
     #[arg(long, value_name = "DIR")]
     record_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on http://ADDR/metrics.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 impl SipOptions {
@@ -152,6 +156,7 @@ impl AnswerOptions {
             no_answer: self.no_answer.or(file.no_answer),
             stay: self.stay || file.stay,
             record_dir: self.record_dir.or(file.record_dir),
+            metrics: self.metrics.or(file.metrics),
         }
     }
 }
@@ -277,13 +282,23 @@ pub fn run(args: Args) -> Result<ExitCode> {
         transfer,
         stay: options.stay,
         record_dir: options.record_dir.clone(),
+        metrics: Arc::new(Metrics::default()),
     });
+    let metrics_addr = options.metrics;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, mode))
+    runtime.block_on(serve(config, mode, metrics_addr))
 }
 
-async fn serve(config: AgentConfig, mode: Arc<SimpleMode>) -> Result<ExitCode> {
+async fn serve(
+    config: AgentConfig,
+    mode: Arc<SimpleMode>,
+    metrics_addr: Option<SocketAddr>,
+) -> Result<ExitCode> {
     let cancel = CancellationToken::new();
+    if let Some(addr) = metrics_addr {
+        let bound = crate::metrics::serve(addr, mode.metrics.clone(), cancel.clone()).await?;
+        eprintln!("switchboard: metrics on http://{bound}/metrics");
+    }
     let registering = config.account.is_some();
     let transports = config.transports;
     let (agent, mut events) = SipAgent::start(config, cancel.clone()).await?;
