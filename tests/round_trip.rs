@@ -7,7 +7,7 @@ use common::*;
 use switchboard::audio::telephone::TelephoneChannel;
 use switchboard::audio::{read_file, SampleRate, Samples};
 use switchboard::models::verified_path;
-use switchboard::speech::stt::{SpeechToText, TranscribeOptions, WhisperConfig, WhisperStt};
+use switchboard::speech::stt::{load_default, SpeechToText, TranscribeOptions, WhisperConfig};
 use switchboard::speech::text::word_errors;
 use switchboard::speech::tts::{speak, PiperTts};
 
@@ -21,13 +21,15 @@ fn tts_then_telephone_then_stt_gives_back_the_words() {
         1,
     )
     .unwrap();
-    let stt = WhisperStt::load(
-        &verified_path(&m, "whisper-tiny.en").unwrap(),
-        WhisperConfig::default(),
-    )
-    .unwrap();
+    // The recogniser that ships: tiny.en, with base re-decoding what it
+    // is unsure of. (Piper's synthesis is random, so tiny.en alone lands
+    // either side of the bound from one run to the next.)
+    let stt = load_default(&m, WhisperConfig::default()).unwrap();
 
-    let text = "My router stopped working this morning. Can you send a technician?";
+    // Four sentences, so that one word Piper renders ambiguously at 8 kHz
+    // (its synthesis is random) does not decide the outcome.
+    let text = "My router stopped working this morning. Can you send a technician? \
+                I would also like to pay my last bill. Please call me back on my mobile.";
     let mut caller = Samples::new(SampleRate(22_050), Vec::new());
     let mut pieces = 0;
     for sentence in speak(&tts, text, SampleRate(22_050)) {
@@ -46,7 +48,7 @@ fn tts_then_telephone_then_stt_gives_back_the_words() {
         caller.extend(&sentence.audio);
     }
     assert_eq!(
-        pieces, 2,
+        pieces, 4,
         "the text should be synthesised one sentence at a time"
     );
 
@@ -57,7 +59,12 @@ fn tts_then_telephone_then_stt_gives_back_the_words() {
         .unwrap();
     let (errors, words) = word_errors(text, &heard.text);
     println!("{text:?} -> {:?}: {errors}/{words} word errors", heard.text);
-    assert!(errors <= 2, "round trip lost too much: {:?}", heard.text);
+    // At most 2 words in 11, as when this test had one sentence pair.
+    assert!(
+        errors * 11 <= words * 2,
+        "round trip lost too much: {:?}",
+        heard.text
+    );
 }
 
 #[test]
