@@ -285,6 +285,7 @@ fn decide(
         margin,
         unsure,
         elapsed,
+        ..IntentResult::empty(elapsed)
     }
 }
 

@@ -2,8 +2,9 @@
 //! offers at this point of the call, or is it unclear?
 //!
 //! Every detector implements [`IntentDetector`]: the embedded sentence
-//! classifier now ([`EmbeddedClassifier`]), an LLM and a hybrid of the two
-//! later. The call order is:
+//! classifier ([`EmbeddedClassifier`]), an LLM ([`LlmDetector`]) and a
+//! hybrid of the two ([`HybridDetector`]); a flow picks one with
+//! [`build_detector`]. The call order is:
 //!
 //! 1. When a flow loads, for each set of intents it offers:
 //!    [`IntentDetector::prepare`] checks the set and precomputes what the
@@ -23,11 +24,18 @@
 
 mod embedded;
 mod embedder;
+mod hybrid;
+mod llm;
+mod select;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 pub use embedded::{Calibration, EmbeddedClassifier, EmbeddedConfig};
 pub use embedder::{cosine, SentenceEmbedder, EMBEDDING_DIM, MAX_TOKENS};
+pub use hybrid::HybridDetector;
+pub use llm::{response_schema, LlmConfig, LlmDetector, LlmError, UNSURE};
+pub use select::{build_detector, DetectorConfig, DetectorKind, UnknownDetectorKind};
 
 use crate::models::ModelError;
 
@@ -119,12 +127,36 @@ pub struct IntentContext<'a> {
     /// The intents on offer at this point of the flow, prepared by the
     /// same kind of detector that is asked.
     pub intents: &'a PreparedIntents,
+    /// Names of the values the node listens for (its `slots`): an LLM
+    /// fills those the caller gave in [`IntentResult::slots`]. Empty by
+    /// default; the embedded classifier ignores them.
+    pub slots: &'a [String],
 }
 
 impl<'a> IntentContext<'a> {
     pub fn new(intents: &'a PreparedIntents) -> Self {
-        Self { intents }
+        Self {
+            intents,
+            slots: &[],
+        }
     }
+
+    /// The same context, with the slot names of the node.
+    pub fn with_slots(self, slots: &'a [String]) -> Self {
+        Self { slots, ..self }
+    }
+}
+
+/// Which detector gave an [`IntentResult`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IntentSource {
+    /// The embedded sentence classifier; also the hybrid detector's answer
+    /// when it did not ask the LLM, or the LLM failed.
+    #[default]
+    Embedded,
+    /// The LLM (alone, or in the hybrid detector for an unsure turn).
+    Llm,
 }
 
 /// A detector's answer for one utterance.
@@ -149,6 +181,15 @@ pub struct IntentResult {
     /// Wall time spent detecting.
     #[serde(with = "crate::speech::stt::millis")]
     pub elapsed: Duration,
+    /// Values the caller gave along the way, by slot name (of
+    /// [`IntentContext::slots`]). Only an LLM fills them; empty otherwise.
+    pub slots: BTreeMap<String, String>,
+    /// A sentence for the caller that an LLM proposed: a clarifying
+    /// question, or a short answer to a free-form question. `None` from
+    /// the embedded classifier.
+    pub reply: Option<String>,
+    /// Which detector answered.
+    pub source: IntentSource,
 }
 
 impl IntentResult {
@@ -162,6 +203,9 @@ impl IntentResult {
             margin: 0.0,
             unsure: true,
             elapsed,
+            slots: BTreeMap::new(),
+            reply: None,
+            source: IntentSource::Embedded,
         }
     }
 
@@ -199,6 +243,9 @@ pub enum IntentError {
     },
     #[error("sentence embedding failed: {0}")]
     Inference(#[from] candle_core::Error),
+    /// The LLM could not be set up, or gave no usable answer.
+    #[error(transparent)]
+    Llm(#[from] LlmError),
 }
 
 /// Something that works out a caller's intent. Implementations are shared
