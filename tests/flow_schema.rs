@@ -273,6 +273,11 @@ fn schema_keys_match_the_model() {
         (Some("customers"), serde_keys::<model::CustomerSource>()),
         (Some("webhook"), serde_keys::<model::Webhook>()),
         (Some("routing"), serde_keys::<model::Routing>()),
+        (
+            Some("intentDetection"),
+            serde_keys::<model::IntentDetection>(),
+        ),
+        (Some("llm"), serde_keys::<model::LlmSettings>()),
     ];
     for (definition, keys) in pairs {
         assert_eq!(schema_keys(&schema, definition), keys, "{definition:?}");

@@ -12,8 +12,8 @@ use super::caller::is_e164;
 use super::diagnostic::{closest, suggestion_hint, Diagnostic};
 use super::load::{PathBuf, Position, SourceMap};
 use super::model::{
-    Callers, Destination, Flow, Group, Node, Reprompt, Schedule, SlotKind, Step, Steps, TargetRef,
-    Trunk,
+    Callers, Destination, Detector, Flow, Group, IntentDetection, Node, Reprompt, Schedule,
+    SlotKind, Step, Steps, TargetRef, Trunk,
 };
 use super::schedule::{parse_holiday, parse_range, parse_timezone, OpenRange, ScheduleError};
 
@@ -26,8 +26,12 @@ pub fn check(flow: &Flow, map: &SourceMap, file: &str) -> Vec<Diagnostic> {
         out: Vec::new(),
     };
     checker.top_level();
+    if let Some(intent) = &flow.intent {
+        checker.intent_detection(intent);
+    }
     checker.nodes();
     checker.reachability();
+    checker.loops();
     checker.destinations();
     checker.groups();
     checker.schedules();
@@ -163,6 +167,73 @@ impl<'a> Checker<'a> {
             if let Some(reprompt) = reprompt {
                 self.reprompt(&PathBuf::of(&[key]), reprompt, StepContext::FlowWide);
             }
+        }
+    }
+
+    /// The `intent` section: an LLM detector needs an LLM, and the LLM's
+    /// settings must be usable (the server itself is only met on a call).
+    fn intent_detection(&mut self, intent: &IntentDetection) {
+        let path = PathBuf::of(&["intent"]);
+        if let (Some(detector @ (Detector::Llm | Detector::Hybrid)), None) =
+            (intent.detector, &intent.llm)
+        {
+            self.report(
+                self.map.value(&path.key("detector")),
+                format!("detector {} needs an llm section", detector.as_str()),
+                Some("add llm: {base_url: ..., model: ...}, or use detector: embedded".into()),
+            );
+        }
+        let Some(llm) = &intent.llm else { return };
+        let llm_path = path.key("llm");
+        let url = llm.base_url.trim();
+        let host = url
+            .strip_prefix("https://")
+            .or_else(|| url.strip_prefix("http://"));
+        if !host.is_some_and(|h| !h.is_empty() && !h.contains(char::is_whitespace)) {
+            self.report(
+                self.map.value(&llm_path.key("base_url")),
+                format!("invalid LLM URL \"{}\"", llm.base_url),
+                Some(
+                    "write the API's base URL up to its version, e.g. http://127.0.0.1:8080/v1"
+                        .into(),
+                ),
+            );
+        }
+        self.not_empty(
+            &llm_path.key("model"),
+            "model",
+            &llm.model,
+            "name the model as the server knows it, e.g. gpt-4o-mini",
+        );
+        if let Some(variable) = &llm.api_key_env {
+            let valid = variable
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && variable
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.report(
+                    self.map.value(&llm_path.key("api_key_env")),
+                    format!("invalid environment variable name \"{variable}\""),
+                    Some("name the variable that holds the key, e.g. OPENAI_API_KEY; never write the key itself in a flow".into()),
+                );
+            }
+        }
+        if !(1..=60_000).contains(&llm.timeout_ms) {
+            self.report(
+                self.map.value(&llm_path.key("timeout_ms")),
+                "LLM timeout must be between 1 and 60000 ms".into(),
+                Some("the caller waits in silence while it runs; 1000-5000 ms is typical".into()),
+            );
+        }
+        if llm.max_tokens < MIN_LLM_TOKENS {
+            self.report(
+                self.map.value(&llm_path.key("max_tokens")),
+                format!("max_tokens must be at least {MIN_LLM_TOKENS}"),
+                Some("the JSON answer alone takes up to 64 tokens; 160 leaves room for a short reply".into()),
+            );
         }
     }
 
@@ -584,6 +655,62 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Nodes that only run `then` and `goto` one another would pass the
+    /// call round forever without waiting for the caller. Each such cycle
+    /// is reported once, at the goto of its first node in file order.
+    fn loops(&mut self) {
+        let flow = self.flow;
+        // The node a node moves on to without waiting, if any.
+        let next_of = |name: &str| -> Option<&str> {
+            let node = flow.nodes.get(name)?;
+            if !node.intents.is_empty() || !node.keys.is_empty() {
+                return None;
+            }
+            let steps = node.then.as_ref()?;
+            if steps.iter().any(|s| matches!(s, Step::Collect(_))) {
+                return None; // Waits for the caller.
+            }
+            steps.iter().find_map(|s| match s {
+                Step::Goto(next) if flow.nodes.contains(next) => Some(next.as_str()),
+                _ => None,
+            })
+        };
+        for (index, start) in flow.nodes.names().enumerate() {
+            let mut cycle = vec![start];
+            let mut current = start;
+            while let Some(next) = next_of(current) {
+                if next == start {
+                    let first_in_file = cycle
+                        .iter()
+                        .all(|n| flow.nodes.index_of(n).is_some_and(|i| i >= index));
+                    if first_in_file {
+                        cycle.push(start);
+                        let goto = flow.nodes.get(start).and_then(|n| n.then.as_ref()).map_or(
+                            0,
+                            |steps| {
+                                steps
+                                    .iter()
+                                    .position(|s| matches!(s, Step::Goto(_)))
+                                    .unwrap_or(0)
+                            },
+                        );
+                        self.report(
+                            self.map.value(&PathBuf::of(&["nodes", start, "then"]).index(goto)),
+                            format!("nodes {} loop without waiting for the caller", cycle.join(" → ")),
+                            Some("listen for intents or keys, or collect a slot, in one of them; or end with transfer or hangup".into()),
+                        );
+                    }
+                    break;
+                }
+                if cycle.contains(&next) {
+                    break; // A cycle that does not pass through `start`.
+                }
+                cycle.push(next);
+                current = next;
+            }
+        }
+    }
+
     fn destinations(&mut self) {
         for (name, destination) in self.flow.destinations.iter() {
             self.destination(name, destination);
@@ -947,6 +1074,10 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+/// Fewest tokens an LLM answer fits in: the JSON around the reply takes
+/// up to 64 (see `intent::llm`).
+const MIN_LLM_TOKENS: u32 = 64;
 
 /// Every step list of a node: intents, keys, then, and its reprompts.
 fn node_step_lists(node: &Node) -> impl Iterator<Item = &Steps> {

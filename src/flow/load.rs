@@ -185,6 +185,55 @@ fn finish(flow: Option<Flow>, mut diagnostics: Vec<Diagnostic>) -> Result<Flow, 
 /// All three passes; the flow is returned even when there are problems so
 /// callers can add checks of their own.
 fn parse_and_check(name: &str, text: &str) -> (Option<Flow>, Vec<Diagnostic>, Option<SourceMap>) {
+    let mut parsed = parse_document::<Flow>(
+        name,
+        text,
+        "a flow needs at least name, greeting, start and nodes",
+    );
+    let mut diagnostics = std::mem::take(&mut parsed.diagnostics);
+    if let (Some(flow), Some(map)) = (&parsed.value, &parsed.map) {
+        let semantic = check(flow, map, name);
+        diagnostics.extend(
+            semantic
+                .into_iter()
+                .filter(|d| !parsed.follows_unknown_key(d)),
+        );
+    }
+    (parsed.value, diagnostics, parsed.map)
+}
+
+/// A YAML document read by [`parse_document`]: the value if its structure
+/// is right, every problem found on the way, and where everything is.
+pub(crate) struct Parsed<T> {
+    pub value: Option<T>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub map: Option<SourceMap>,
+    /// Where the mappings that held an unknown key are (their key and their
+    /// first entry): a semantic problem reported there ("intent has no
+    /// examples") may just be the misspelt key ("exmaples") missing, so it
+    /// is not reported twice.
+    blanked_parents: Vec<Position>,
+}
+
+impl<T> Parsed<T> {
+    /// Whether a semantic problem sits where an unknown key was blanked out,
+    /// so it may only follow from it.
+    pub fn follows_unknown_key(&self, d: &Diagnostic) -> bool {
+        self.blanked_parents.contains(&Position {
+            line: d.line,
+            column: d.column,
+        })
+    }
+}
+
+/// Passes 1 and 2 for any of our YAML formats (flows, flow tests): syntax,
+/// duplicate keys and structure, with every unknown key reported at once.
+/// `empty_hint` says what the smallest valid file holds.
+pub(crate) fn parse_document<T: serde::de::DeserializeOwned>(
+    name: &str,
+    text: &str,
+    empty_hint: &str,
+) -> Parsed<T> {
     let at = |position: Position, message: String, hint: Option<String>| Diagnostic {
         file: name.to_string(),
         line: position.line,
@@ -192,26 +241,24 @@ fn parse_and_check(name: &str, text: &str) -> (Option<Flow>, Vec<Diagnostic>, Op
         message,
         hint,
     };
+    let failed = |diagnostic: Diagnostic| Parsed {
+        value: None,
+        diagnostics: vec![diagnostic],
+        map: None,
+        blanked_parents: Vec::new(),
+    };
 
     let outline = match outline(text) {
         Ok(outline) => outline,
-        Err(syntax) => return (None, vec![at(syntax.position, syntax.message, None)], None),
+        Err(syntax) => return failed(at(syntax.position, syntax.message, None)),
     };
     if outline.documents == 0 {
-        let hint = Some("a flow needs at least name, greeting, start and nodes".to_string());
-        return (
-            None,
-            vec![at(FILE_START, "the file is empty".into(), hint)],
-            None,
-        );
+        let hint = Some(empty_hint.to_string());
+        return failed(at(FILE_START, "the file is empty".into(), hint));
     }
     if outline.documents > 1 {
-        let hint = Some("a flow file holds one document; remove the extra `---`".to_string());
-        return (
-            None,
-            vec![at(FILE_START, "more than one YAML document".into(), hint)],
-            None,
-        );
+        let hint = Some("a file holds one document; remove the extra `---`".to_string());
+        return failed(at(FILE_START, "more than one YAML document".into(), hint));
     }
     let mut diagnostics: Vec<Diagnostic> = outline
         .duplicates
@@ -231,24 +278,18 @@ fn parse_and_check(name: &str, text: &str) -> (Option<Flow>, Vec<Diagnostic>, Op
         blank(&mut chars, d.start, d.end);
     }
 
-    // Where the mappings that held an unknown key are (their key and their
-    // first entry): a semantic problem reported there ("intent has no
-    // examples") may just be the misspelt key ("exmaples") missing, so it
-    // is not reported twice.
     let mut blanked_parents: Vec<Position> = Vec::new();
     // Each round blanks one key, so this ends; the bound is a guard.
     for _ in 0..=chars.len() {
         let current: String = chars.iter().collect();
-        match serde_yaml::from_str::<Flow>(&current) {
-            Ok(flow) => {
-                let semantic = check(&flow, &outline.map, name);
-                diagnostics.extend(semantic.into_iter().filter(|d| {
-                    !blanked_parents.contains(&Position {
-                        line: d.line,
-                        column: d.column,
-                    })
-                }));
-                return (Some(flow), diagnostics, Some(outline.map));
+        match serde_yaml::from_str::<T>(&current) {
+            Ok(value) => {
+                return Parsed {
+                    value: Some(value),
+                    diagnostics,
+                    map: Some(outline.map),
+                    blanked_parents,
+                };
             }
             Err(error) => {
                 let structural = StructuralError::from_serde(&error);
@@ -282,7 +323,12 @@ fn parse_and_check(name: &str, text: &str) -> (Option<Flow>, Vec<Diagnostic>, Op
             }
         }
     }
-    (None, diagnostics, Some(outline.map))
+    Parsed {
+        value: None,
+        diagnostics,
+        map: Some(outline.map),
+        blanked_parents,
+    }
 }
 
 /// What a duplicated key is called in the message, by its section.

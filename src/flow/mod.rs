@@ -13,26 +13,38 @@
 //! 2. Per call: look the caller up (a [`caller::CustomerDirectory`], or the
 //!    webhook via [`caller::webhook_request`]), then
 //!    [`CallerAttributes::identify`].
-//! 3. When the conversation reaches a transfer: [`route`] with a
-//!    [`RouteRequest`], say [`routing::confirmation`], try the targets in
-//!    order, and [`DestinationState::record_transfer`] the one that took
-//!    the call.
+//! 3. Run the conversation with an [`Interpreter`]: feed it the call's
+//!    start, utterances (with the intent the detector chosen by
+//!    [`detector_config`] gave), keys and no-input timeouts; carry out its
+//!    [`Action`]s. At a transfer it has already called [`route`] and said
+//!    [`routing::confirmation`]: try the targets in order, and
+//!    [`DestinationState::record_transfer`] the one that took the call.
+//!
+//! [`simulator`] is such a driver without telephony (text, keys, silence),
+//! used by `switchboard chat`, `test` (the flow tests of [`conversation`])
+//! and `replay`.
 //!
 //! The file format is documented in `docs/flows.md`; `flows/schema.json`
 //! lets YAML editors complete and check it.
 
 pub mod caller;
 pub mod check;
+pub mod conversation;
+pub mod detector;
 pub mod diagnostic;
+pub mod interpreter;
 pub mod load;
 pub mod model;
 pub mod routing;
 pub mod schedule;
+pub mod simulator;
 
 use std::path::Path;
 
 pub use caller::{CallerAttributes, CsvDirectory, Customer, CustomerDirectory};
+pub use detector::detector_config;
 pub use diagnostic::Diagnostic;
+pub use interpreter::{Action, Event, Interpreter, InterpreterConfig, TurnId, Utterance};
 pub use load::{load_flow, load_str};
 pub use model::Flow;
 pub use routing::{

@@ -33,6 +33,9 @@ pub struct Flow {
     /// Rules for the LLM beyond the persona (what not to promise, etc.).
     #[serde(default)]
     pub instructions: Option<String>,
+    /// Which intent detector the flow uses; none: the embedded classifier.
+    #[serde(default)]
+    pub intent: Option<IntentDetection>,
     /// The first thing every caller hears.
     pub greeting: String,
     /// The one sentence said before any transfer; `{destination}` is
@@ -67,6 +70,72 @@ pub struct Flow {
     /// Rules applied on top of what the caller asked for.
     #[serde(default)]
     pub routing: Routing,
+}
+
+/// How the flow works out what callers want: the detector, and the LLM
+/// it may use. Mapped to the intent layer's configuration by
+/// [`crate::flow::detector::detector_config`].
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentDetection {
+    /// None: `hybrid` when `llm` is set, `embedded` otherwise.
+    #[serde(default)]
+    pub detector: Option<Detector>,
+    /// The LLM for the `llm` and `hybrid` detectors.
+    #[serde(default)]
+    pub llm: Option<LlmSettings>,
+}
+
+/// The intent detectors a flow can choose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Detector {
+    /// The local sentence-embedding classifier (about 10 ms a turn).
+    Embedded,
+    /// The LLM for every turn.
+    Llm,
+    /// The embedded classifier, and the LLM for the turns it is unsure of.
+    Hybrid,
+}
+
+impl Detector {
+    /// The name used in flow files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Detector::Embedded => "embedded",
+            Detector::Llm => "llm",
+            Detector::Hybrid => "hybrid",
+        }
+    }
+}
+
+/// An OpenAI-compatible chat-completions endpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmSettings {
+    /// Up to and including the API version: `http://127.0.0.1:8080/v1`.
+    pub base_url: String,
+    /// The model name the server knows.
+    pub model: String,
+    /// The environment variable holding the API key (never the key itself,
+    /// which must not sit in a flow file). None: no key (a local server).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// How long a caller may wait for one answer; past it the hybrid
+    /// detector keeps the embedded answer.
+    #[serde(default = "default_llm_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Cap on generated tokens; the reply's length is derived from it.
+    #[serde(default = "default_llm_max_tokens")]
+    pub max_tokens: u32,
+}
+
+fn default_llm_timeout_ms() -> u64 {
+    5000
+}
+
+fn default_llm_max_tokens() -> u32 {
+    160
 }
 
 /// One step of the conversation: a prompt and what the agent listens for.
