@@ -1,0 +1,948 @@
+//! Where the caller's turns begin and end, from their audio alone.
+//!
+//! A pure core, in virtual time: it never reads the clock. Call order:
+//!
+//! - [`Endpointer::handle_audio`] with every 20 ms frame of the caller
+//!   (`MediaEvent::Audio`), `now` being the moment the frame has fully
+//!   arrived;
+//! - [`Endpointer::handle_playback`] when the agent starts and stops
+//!   talking, [`Endpointer::handle_barge_in`] when the barge-in detector
+//!   decides the caller is talking over it;
+//! - [`Endpointer::arm_no_input`] when the agent has finished a prompt and
+//!   waits for an answer, [`Endpointer::disarm_no_input`] to cancel;
+//! - [`Endpointer::handle_timeout`] at [`Endpointer::poll_timeout`];
+//! - [`Endpointer::poll_event`] after each of those until it returns `None`.
+//!
+//! A frame is *voiced* when the voice-activity model calls it voice and it
+//! stands clear of the line's noise floor (so steady line noise, or a hum
+//! the model mistakes for voice, cannot hold a turn open once the floor
+//! has risen to it). A turn starts when [`EndpointerConfig::min_speech`]
+//! of voiced frames come close together: a click, a cough or a knock never
+//! starts one. It ends after a silence whose length adapts to the turn
+//! (see [`EndpointerConfig`]), or when it reaches the maximum length.
+//!
+//! Audio time is counted in samples, events are stamped with the `now` of
+//! the frames they were found in: a frame covers `[now - 20 ms, now]`.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::noise_floor::NoiseFloor;
+use super::voice::{level_dbfs, VoiceDetector};
+use crate::audio::resample::resample;
+use crate::audio::{SampleRate, Samples};
+use crate::speech::vad;
+
+/// Settings of an [`Endpointer`]. The defaults are for a telephone caller
+/// answering an agent that should reply quickly.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndpointerConfig {
+    /// Voiced audio needed to start a turn: 160 ms, just over the 150 ms
+    /// the speech recogniser's own voice gate asks for, so that every turn
+    /// is worth transcribing; clicks and knocks are far shorter. The
+    /// voiced frames may be apart by less than the base
+    /// [`hangover`](Self::hangover): a first word followed by a pause
+    /// belongs to the turn, as the pause would not have closed an open
+    /// turn.
+    pub min_speech: Duration,
+    /// Silence that ends a turn when nothing argues for waiting longer:
+    /// 350 ms. Pauses inside a sentence are mostly shorter; the others
+    /// lengthen it (below).
+    pub hangover: Duration,
+    /// A turn whose speech is shorter than this (600 ms) is likely a
+    /// fragment ("I want to...") as much as a complete short answer, so it
+    /// waits [`short_speech_hangover`](Self::short_speech_hangover).
+    pub short_speech: Duration,
+    /// Silence that ends a turn after short speech: 500 ms.
+    pub short_speech_hangover: Duration,
+    /// A caller who has paused inside this turn may pause that long again:
+    /// the silence that ends the turn is at least this factor (1.5) times
+    /// the turn's longest pause so far.
+    pub pause_factor: f32,
+    /// Gaps shorter than this (100 ms) are within words (stops, the
+    /// model's frame-to-frame wobble), not pauses.
+    pub min_pause: Duration,
+    /// The silence that ends a turn never exceeds this (900 ms), however
+    /// long the caller's pauses have been.
+    pub max_hangover: Duration,
+    /// A turn this long (15 s from its onset) ends even if the caller is
+    /// still talking: the recogniser and the flow want a bounded turn.
+    pub max_utterance: Duration,
+    /// Audio kept before the onset (200 ms): the onset is found on voiced
+    /// frames, and a soft start of a word precedes them.
+    pub lead_in: Duration,
+    /// Silence kept after the last voiced frame (200 ms), for a soft end of
+    /// a word. At most the silence that ends the turn.
+    pub trailing_pad: Duration,
+    /// While the caller talks, a [`EndpointerEvent::Partial`] every 600 ms
+    /// of turn audio, so that transcription can run ahead of the turn's end.
+    pub partial_interval: Duration,
+    /// [`EndpointerEvent::NoInput`] comes this long (5 s) after
+    /// [`Endpointer::arm_no_input`] if the caller has not started a turn.
+    pub no_input_timeout: Duration,
+    /// A frame counts as voiced only this far (10 dB) above the line's
+    /// noise floor ...
+    pub speech_margin_db: f32,
+    /// ... or, inside a turn, this far (6 dB): two thresholds, so that the
+    /// soft ends of words keep a turn open but line noise cannot start one.
+    pub continue_margin_db: f32,
+    /// ... and never below this level (-55 dBFS), whatever the floor.
+    pub min_speech_level_dbfs: f32,
+    /// The noise floor is the quietest moment of this window (2 s): long
+    /// enough to hold a gap between words, short enough to follow a line
+    /// that gets noisier.
+    pub noise_window: Duration,
+    /// After the agent stops talking, its echo can still arrive for this
+    /// long (300 ms); no turn starts from its own onset until then.
+    pub echo_tail: Duration,
+    /// Audio kept while no turn is open (1 s), for the lead-in and for a
+    /// turn that the barge-in detector starts some time after its onset.
+    pub history: Duration,
+}
+
+impl Default for EndpointerConfig {
+    fn default() -> Self {
+        EndpointerConfig {
+            min_speech: Duration::from_millis(160),
+            hangover: Duration::from_millis(350),
+            short_speech: Duration::from_millis(600),
+            short_speech_hangover: Duration::from_millis(500),
+            pause_factor: 1.5,
+            min_pause: Duration::from_millis(100),
+            max_hangover: Duration::from_millis(900),
+            max_utterance: Duration::from_secs(15),
+            lead_in: Duration::from_millis(200),
+            trailing_pad: Duration::from_millis(200),
+            partial_interval: Duration::from_millis(600),
+            no_input_timeout: Duration::from_secs(5),
+            speech_margin_db: 10.0,
+            continue_margin_db: 6.0,
+            min_speech_level_dbfs: -55.0,
+            noise_window: Duration::from_secs(2),
+            echo_tail: Duration::from_millis(300),
+            history: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What the endpointer found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EndpointerEvent {
+    /// The caller started a turn; `at` is the start of its first voiced
+    /// frame (the event itself comes [`EndpointerConfig::min_speech`] or
+    /// more later).
+    SpeechStarted { at: Instant },
+    /// The turn so far, from its lead-in: a hint to transcribe ahead. Comes
+    /// every [`EndpointerConfig::partial_interval`] while the caller talks,
+    /// and once the caller has been silent for the trailing pad, when the
+    /// audio is what [`EndpointerEvent::TurnEnded`] will carry if the
+    /// caller does not go on.
+    Partial {
+        audio: Samples,
+        speech_duration: Duration,
+    },
+    /// The turn is over.
+    TurnEnded(EndedTurn),
+    /// The caller said nothing for [`EndpointerConfig::no_input_timeout`]
+    /// after [`Endpointer::arm_no_input`] at `armed_at`.
+    NoInput { armed_at: Instant },
+}
+
+/// A finished turn.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EndedTurn {
+    /// The lead-in, the speech and the trailing pad.
+    pub audio: Samples,
+    /// From the onset to the end of the last voiced frame.
+    pub speech_duration: Duration,
+    /// The end of the last voiced frame: where end-to-end latency starts.
+    pub speech_ended_at: Instant,
+    pub reason: TurnEndReason,
+    /// The last [`EndpointerEvent::Partial`] carried exactly this audio,
+    /// so its transcript is this turn's.
+    pub same_as_last_partial: bool,
+}
+
+/// Why a turn ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TurnEndReason {
+    /// The caller fell silent long enough.
+    Silence,
+    /// The turn reached [`EndpointerConfig::max_utterance`].
+    MaxLength,
+}
+
+/// Finds the caller's turns in their audio. See the module documentation
+/// for the call order.
+#[derive(Debug)]
+pub struct Endpointer {
+    config: EndpointerConfig,
+    voice: VoiceDetector,
+    /// The line's noise, for the level a voiced frame must reach.
+    noise: NoiseFloor,
+    /// Rate of the audio, from the first frame; later frames are brought
+    /// to it.
+    rate: Option<SampleRate>,
+    /// Frames while no turn is open, newest last, at most
+    /// [`EndpointerConfig::history`].
+    history: VecDeque<Frame>,
+    /// Samples in `history`.
+    history_samples: usize,
+    state: State,
+    /// The agent is talking: its echo must not start a turn.
+    agent_speaking: bool,
+    /// The agent has stopped, but its echo may arrive until then.
+    echo_until: Option<Instant>,
+    /// The no-input timer: when it fires and when it was armed.
+    no_input: Option<(Instant, Instant)>,
+    events: VecDeque<EndpointerEvent>,
+}
+
+/// One frame kept in the history.
+#[derive(Debug)]
+struct Frame {
+    data: Vec<f32>,
+    /// When its first sample arrived (its `now` minus its duration).
+    start: Instant,
+}
+
+#[derive(Debug)]
+enum State {
+    /// No turn: maybe an onset in progress.
+    Listening {
+        onset: Option<Onset>,
+    },
+    InTurn(Turn),
+}
+
+/// Voiced frames that may become a turn.
+#[derive(Debug)]
+struct Onset {
+    at: Instant,
+    voiced: Duration,
+    gap: Duration,
+}
+
+/// The open turn.
+#[derive(Debug)]
+struct Turn {
+    /// Audio from the lead-in on.
+    audio: Vec<f32>,
+    /// Samples of `audio` before the onset.
+    onset_offset: usize,
+    /// Samples of `audio` up to the end of the last voiced frame.
+    voiced_end: usize,
+    /// The end of the last voiced frame.
+    last_voiced_at: Instant,
+    /// Audio since the last voiced frame.
+    silence: Duration,
+    /// The longest pause (>= `min_pause`) between voiced frames so far.
+    longest_pause: Duration,
+    /// Length of `audio` when the last partial was sent (0: none yet).
+    partial_len: usize,
+}
+
+impl Endpointer {
+    pub fn new(config: EndpointerConfig) -> Self {
+        // The floor's window counts 20 ms frames.
+        let window = (config.noise_window.as_millis() / 20).max(1) as u64;
+        Endpointer {
+            voice: VoiceDetector::new(),
+            noise: NoiseFloor::new(window),
+            rate: None,
+            history: VecDeque::new(),
+            history_samples: 0,
+            state: State::Listening { onset: None },
+            agent_speaking: false,
+            echo_until: None,
+            no_input: None,
+            events: VecDeque::new(),
+            config,
+        }
+    }
+
+    pub fn config(&self) -> &EndpointerConfig {
+        &self.config
+    }
+
+    /// The line's noise level in dBFS, once a frame has been seen.
+    pub fn noise_floor_dbfs(&self) -> Option<f32> {
+        self.noise.level()
+    }
+
+    /// Whether a turn is open.
+    pub fn in_turn(&self) -> bool {
+        matches!(self.state, State::InTurn(_))
+    }
+
+    /// Takes the next frame of the caller's audio, which has fully arrived
+    /// at `now`.
+    pub fn handle_audio(&mut self, now: Instant, frame: &Samples) {
+        let rate = *self.rate.get_or_insert(frame.rate);
+        let converted;
+        let frame = if frame.rate == rate {
+            frame
+        } else {
+            debug_assert!(false, "a {} frame after {rate} audio", frame.rate);
+            converted = resample(frame, rate);
+            &converted
+        };
+        if frame.data.is_empty() {
+            return;
+        }
+        let duration = duration_of(frame.data.len(), rate);
+        let start = now.checked_sub(duration).unwrap_or(now);
+        let level = level_dbfs(frame);
+        let score = self.voice.score(frame);
+        self.noise.handle_level(level);
+        let floor = self.noise.level().unwrap_or(level);
+        let margin = match self.state {
+            State::Listening { .. } => self.config.speech_margin_db,
+            State::InTurn(_) => self.config.continue_margin_db,
+        };
+        let voiced = score > vad::VOICE_THRESHOLD
+            && level > (floor + margin).max(self.config.min_speech_level_dbfs);
+        if self.echo_until.is_some_and(|until| now >= until) {
+            self.echo_until = None;
+        }
+        let echo_expected = self.agent_speaking || self.echo_until.is_some();
+
+        match &mut self.state {
+            State::Listening { onset } => {
+                self.history.push_back(Frame {
+                    data: frame.data.clone(),
+                    start,
+                });
+                self.history_samples += frame.data.len();
+                let keep = samples_of(self.config.history, rate);
+                while self.history_samples > keep {
+                    match self.history.pop_front() {
+                        Some(old) => self.history_samples -= old.data.len(),
+                        None => break,
+                    }
+                }
+                if echo_expected {
+                    *onset = None;
+                } else if voiced {
+                    let o = onset.get_or_insert(Onset {
+                        at: start,
+                        voiced: Duration::ZERO,
+                        gap: Duration::ZERO,
+                    });
+                    o.voiced += duration;
+                    o.gap = Duration::ZERO;
+                } else if let Some(o) = onset {
+                    o.gap += duration;
+                    if o.gap >= self.config.hangover {
+                        *onset = None;
+                    }
+                }
+                let started = match onset {
+                    Some(o) if o.voiced >= self.config.min_speech => Some(o.at),
+                    _ => None,
+                };
+                if let Some(at) = started {
+                    self.open_turn(now, at, rate);
+                } else {
+                    self.check_no_input(now);
+                }
+            }
+            State::InTurn(turn) => {
+                turn.audio.extend_from_slice(&frame.data);
+                if voiced {
+                    if turn.silence >= self.config.min_pause {
+                        turn.longest_pause = turn.longest_pause.max(turn.silence);
+                    }
+                    turn.silence = Duration::ZERO;
+                    turn.voiced_end = turn.audio.len();
+                    turn.last_voiced_at = now;
+                } else {
+                    turn.silence += duration;
+                }
+                self.advance_turn(rate);
+            }
+        }
+    }
+
+    /// The agent started (`true`) or stopped talking. While it talks, and
+    /// for [`EndpointerConfig::echo_tail`] after, the caller's audio does
+    /// not start a turn by itself: its echo would. A caller who talks over
+    /// the agent is found by the barge-in detector, which then calls
+    /// [`handle_barge_in`](Self::handle_barge_in). A turn already open
+    /// goes on.
+    pub fn handle_playback(&mut self, now: Instant, playing: bool) {
+        if playing {
+            self.agent_speaking = true;
+            self.echo_until = None;
+        } else if self.agent_speaking {
+            self.agent_speaking = false;
+            self.echo_until = Some(now + self.config.echo_tail);
+        }
+    }
+
+    /// The caller talked over the agent from `onset_at`: that speech opens
+    /// a turn, from the audio kept since (with the lead-in). Ignored while
+    /// a turn is already open.
+    pub fn handle_barge_in(&mut self, now: Instant, onset_at: Instant) {
+        if matches!(self.state, State::Listening { .. }) {
+            let rate = self.rate.unwrap_or(SampleRate::TELEPHONE);
+            self.open_turn(now, onset_at, rate);
+            // The speech goes on: the barge-in was decided on voice.
+            if let State::InTurn(turn) = &mut self.state {
+                turn.voiced_end = turn.audio.len();
+                turn.last_voiced_at = now;
+            }
+        }
+        self.agent_speaking = false;
+        self.echo_until = None;
+    }
+
+    /// Starts the no-input timer: [`EndpointerEvent::NoInput`] follows
+    /// unless the caller starts a turn within the timeout. Call when the
+    /// agent has finished talking and waits for an answer.
+    pub fn arm_no_input(&mut self, now: Instant) {
+        self.no_input = Some((now + self.config.no_input_timeout, now));
+    }
+
+    /// Stops the no-input timer.
+    pub fn disarm_no_input(&mut self) {
+        self.no_input = None;
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next due. While
+    /// the caller may be starting to talk (an onset not yet confirmed) the
+    /// timer waits for the frames that decide.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match &self.state {
+            State::Listening { onset: None } => self.no_input.map(|(deadline, _)| deadline),
+            _ => None,
+        }
+    }
+
+    /// Fires the no-input timer if it is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.check_no_input(now);
+    }
+
+    pub fn poll_event(&mut self) -> Option<EndpointerEvent> {
+        self.events.pop_front()
+    }
+
+    fn check_no_input(&mut self, now: Instant) {
+        if !matches!(self.state, State::Listening { onset: None }) {
+            return;
+        }
+        if let Some((deadline, armed_at)) = self.no_input {
+            if now >= deadline {
+                self.no_input = None;
+                self.events.push_back(EndpointerEvent::NoInput { armed_at });
+            }
+        }
+    }
+
+    /// Opens a turn at `onset` with the kept audio from the lead-in on.
+    fn open_turn(&mut self, now: Instant, onset: Instant, rate: SampleRate) {
+        let lead_in_from = onset.checked_sub(self.config.lead_in).unwrap_or(onset);
+        let mut audio = Vec::with_capacity(self.history_samples);
+        let mut onset_offset = 0;
+        for frame in self.history.drain(..) {
+            let end = frame.start + duration_of(frame.data.len(), rate);
+            if end <= lead_in_from {
+                continue;
+            }
+            if end <= onset {
+                onset_offset += frame.data.len();
+            }
+            audio.extend_from_slice(&frame.data);
+        }
+        self.history_samples = 0;
+        self.no_input = None;
+        self.events
+            .push_back(EndpointerEvent::SpeechStarted { at: onset });
+        self.state = State::InTurn(Turn {
+            voiced_end: audio.len(),
+            audio,
+            onset_offset,
+            last_voiced_at: now,
+            silence: Duration::ZERO,
+            longest_pause: Duration::ZERO,
+            partial_len: 0,
+        });
+    }
+
+    /// After a frame of an open turn: partials, and the end of the turn.
+    fn advance_turn(&mut self, rate: SampleRate) {
+        let State::InTurn(turn) = &mut self.state else {
+            return;
+        };
+        let config = &self.config;
+        let pad = samples_of(config.trailing_pad, rate);
+        let speech_duration = duration_of(turn.voiced_end.saturating_sub(turn.onset_offset), rate);
+        let length = duration_of(turn.audio.len() - turn.onset_offset, rate);
+
+        let reason = if length >= config.max_utterance {
+            Some(TurnEndReason::MaxLength)
+        } else if turn.silence >= hangover(config, turn, speech_duration) {
+            Some(TurnEndReason::Silence)
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let State::InTurn(mut turn) =
+                std::mem::replace(&mut self.state, State::Listening { onset: None })
+            else {
+                return;
+            };
+            let (end, speech_duration) = match reason {
+                TurnEndReason::Silence => (
+                    (turn.voiced_end + pad).min(turn.audio.len()),
+                    speech_duration,
+                ),
+                TurnEndReason::MaxLength => (turn.audio.len(), length),
+            };
+            turn.audio.truncate(end);
+            self.events.push_back(EndpointerEvent::TurnEnded(EndedTurn {
+                same_as_last_partial: turn.partial_len == end,
+                audio: Samples::new(rate, turn.audio),
+                speech_duration,
+                speech_ended_at: turn.last_voiced_at,
+                reason,
+            }));
+            return;
+        }
+
+        // While talking, the audio so far; after the trailing pad of
+        // silence, exactly what the turn will be if the caller stops here.
+        let talking = turn.silence.is_zero();
+        let since_partial = duration_of(turn.audio.len().saturating_sub(turn.partial_len), rate);
+        let padded = turn.voiced_end + pad;
+        let partial_len = if talking && since_partial >= config.partial_interval {
+            Some(turn.audio.len())
+        } else if !talking && turn.audio.len() >= padded && turn.partial_len < padded {
+            Some(padded)
+        } else {
+            None
+        };
+        if let Some(len) = partial_len {
+            turn.partial_len = len;
+            self.events.push_back(EndpointerEvent::Partial {
+                audio: Samples::new(rate, turn.audio[..len].to_vec()),
+                speech_duration,
+            });
+        }
+    }
+}
+
+/// The silence that ends `turn`: the base hangover, longer after short
+/// speech and after long pauses, within the bounds.
+fn hangover(config: &EndpointerConfig, turn: &Turn, speech_duration: Duration) -> Duration {
+    let mut silence = config.hangover;
+    if speech_duration < config.short_speech {
+        silence = silence.max(config.short_speech_hangover);
+    }
+    silence = silence.max(turn.longest_pause.mul_f32(config.pause_factor.max(0.0)));
+    silence.min(config.max_hangover).max(config.trailing_pad)
+}
+
+fn duration_of(samples: usize, rate: SampleRate) -> Duration {
+    if rate.0 == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_nanos((samples as u128 * 1_000_000_000 / rate.0 as u128) as u64)
+}
+
+fn samples_of(duration: Duration, rate: SampleRate) -> usize {
+    (duration.as_nanos() * rate.0 as u128 / 1_000_000_000) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::turn::test_signal::*;
+
+    /// An endpointer fed in virtual time, its events with the time (since
+    /// the start) at which they came.
+    struct Line {
+        endpointer: Endpointer,
+        start: Instant,
+        frames: usize,
+        events: Vec<(Duration, EndpointerEvent)>,
+    }
+
+    impl Line {
+        fn new(config: EndpointerConfig) -> Self {
+            Line {
+                endpointer: Endpointer::new(config),
+                start: Instant::now(),
+                frames: 0,
+                events: Vec::new(),
+            }
+        }
+
+        fn now(&self) -> Instant {
+            self.start + FRAME * self.frames as u32
+        }
+
+        fn feed(&mut self, audio: &Samples) {
+            for frame in frames(audio) {
+                self.frames += 1;
+                let now = self.now();
+                self.endpointer.handle_audio(now, &frame);
+                self.drain(now);
+            }
+        }
+
+        fn drain(&mut self, now: Instant) {
+            while let Some(event) = self.endpointer.poll_event() {
+                self.events.push((now - self.start, event));
+            }
+        }
+
+        fn since_start(&self, at: Instant) -> Duration {
+            at - self.start
+        }
+
+        /// The events in brief, for failure messages.
+        fn summary(&self) -> Vec<String> {
+            self.events
+                .iter()
+                .map(|(t, e)| match e {
+                    EndpointerEvent::SpeechStarted { at } => {
+                        format!("{t:?} started at {:?}", self.since_start(*at))
+                    }
+                    EndpointerEvent::Partial { audio, .. } => {
+                        format!("{t:?} partial {:?}", audio.duration())
+                    }
+                    EndpointerEvent::TurnEnded(turn) => format!(
+                        "{t:?} ended {:?} speech {:?} audio {:?}",
+                        turn.reason,
+                        turn.speech_duration,
+                        turn.audio.duration()
+                    ),
+                    EndpointerEvent::NoInput { .. } => format!("{t:?} no input"),
+                })
+                .collect()
+        }
+
+        fn started(&self) -> Vec<Duration> {
+            self.events
+                .iter()
+                .filter_map(|(_, e)| match e {
+                    EndpointerEvent::SpeechStarted { at } => Some(self.since_start(*at)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Ended turns with the time they were reported.
+        fn ended(&self) -> Vec<(Duration, EndedTurn)> {
+            self.events
+                .iter()
+                .filter_map(|(t, e)| match e {
+                    EndpointerEvent::TurnEnded(turn) => Some((*t, turn.clone())),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+
+    fn ms(ms: u64) -> Duration {
+        Duration::from_millis(ms)
+    }
+
+    fn near(actual: Duration, expected: Duration, tolerance: Duration) -> bool {
+        actual.abs_diff(expected) <= tolerance
+    }
+
+    #[test]
+    fn clicks_and_short_noises_start_no_turn() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        for _ in 0..5 {
+            line.feed(&click(ms(20)));
+            line.feed(&silence(ms(300)));
+        }
+        // A burst of voice shorter than the onset needs: a cough, "uh".
+        line.feed(&voice(ms(80), -20.0, 1));
+        line.feed(&silence(ms(1_000)));
+        assert!(line.events.is_empty(), "{:?}", line.summary());
+    }
+
+    #[test]
+    fn a_second_of_speech_is_one_turn_ended_within_the_hangover() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(1_000), -20.0, 1));
+        line.feed(&silence(ms(2_000)));
+        let started = line.started();
+        assert_eq!(started.len(), 1, "{:?}", line.summary());
+        assert!(
+            near(started[0], ms(500), ms(40)),
+            "onset at {:?}",
+            started[0]
+        );
+        let ended = line.ended();
+        assert_eq!(ended.len(), 1);
+        let (at, turn) = &ended[0];
+        assert_eq!(turn.reason, TurnEndReason::Silence);
+        // The model's scores trail the voice by a frame or two.
+        let delay = *at - ms(1_500);
+        assert!(
+            delay >= ms(300) && delay <= ms(380),
+            "ended {delay:?} after the voice"
+        );
+        assert!(
+            near(turn.speech_duration, ms(1_000), ms(60)),
+            "{:?}",
+            turn.speech_duration
+        );
+        assert!(near(
+            line.since_start(turn.speech_ended_at),
+            ms(1_500),
+            ms(60)
+        ));
+        // Lead-in, speech, trailing pad.
+        let expected = ms(200) + turn.speech_duration + ms(200);
+        assert!(
+            near(turn.audio.duration(), expected, ms(20)),
+            "{:?}",
+            turn.audio.duration()
+        );
+        assert_eq!(turn.audio.rate, SampleRate::TELEPHONE);
+    }
+
+    #[test]
+    fn a_pause_mid_utterance_does_not_split_the_turn_and_lengthens_the_wait() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(1_000), -20.0, 1));
+        line.feed(&silence(ms(250)));
+        line.feed(&voice(ms(1_000), -20.0, 2));
+        line.feed(&silence(ms(2_000)));
+        assert_eq!(line.started().len(), 1, "{:?}", line.summary());
+        let ended = line.ended();
+        assert_eq!(ended.len(), 1);
+        let (at, turn) = &ended[0];
+        assert!(near(turn.speech_duration, ms(2_250), ms(60)));
+        // After a pause of ~250 ms the turn waits 1.5 times as long.
+        let delay = *at - ms(2_750);
+        assert!(
+            delay >= ms(330) && delay <= ms(460),
+            "ended {delay:?} after the voice"
+        );
+    }
+
+    #[test]
+    fn a_longer_pause_ends_the_turn_and_the_next_words_are_a_new_one() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(1_000), -20.0, 1));
+        line.feed(&silence(ms(800)));
+        line.feed(&voice(ms(1_000), -20.0, 2));
+        line.feed(&silence(ms(1_000)));
+        assert_eq!(line.started().len(), 2, "{:?}", line.summary());
+        assert_eq!(line.ended().len(), 2);
+    }
+
+    #[test]
+    fn short_speech_waits_longer() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        // Two syllables.
+        line.feed(&voice(ms(360), -20.0, 1));
+        line.feed(&silence(ms(1_500)));
+        let ended = line.ended();
+        assert_eq!(ended.len(), 1, "{:?}", line.summary());
+        let delay = ended[0].0 - ms(860);
+        assert!(
+            delay >= ms(500) && delay <= ms(580),
+            "ended {delay:?} after the voice"
+        );
+    }
+
+    #[test]
+    fn continuous_speech_ends_at_the_maximum_length() {
+        let config = EndpointerConfig::default();
+        let max = config.max_utterance;
+        let mut line = Line::new(config);
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(20_000), -20.0, 1));
+        line.feed(&silence(ms(1_000)));
+        let ended = line.ended();
+        assert_eq!(ended.len(), 2, "{:?}", line.summary());
+        let (at, first) = &ended[0];
+        assert_eq!(first.reason, TurnEndReason::MaxLength);
+        assert!(near(*at, ms(500) + max, ms(60)), "ended at {at:?}");
+        assert!(near(first.audio.duration(), max + ms(200), ms(60)));
+        // The caller went on: the rest is the next turn.
+        assert_eq!(ended[1].1.reason, TurnEndReason::Silence);
+        assert!(near(ended[1].1.speech_duration, ms(5_000), ms(300)));
+    }
+
+    #[test]
+    fn no_input_fires_once_after_the_timeout_in_virtual_time() {
+        let mut line = Line::new(EndpointerConfig::default());
+        let armed = line.now();
+        line.endpointer.arm_no_input(armed);
+        assert_eq!(line.endpointer.poll_timeout(), Some(armed + ms(5_000)));
+        // No audio at all (the driver's timer alone): jump to the deadline.
+        line.endpointer.handle_timeout(armed + ms(4_999));
+        assert_eq!(line.endpointer.poll_event(), None);
+        let deadline = line.endpointer.poll_timeout().unwrap();
+        line.endpointer.handle_timeout(deadline);
+        assert_eq!(
+            line.endpointer.poll_event(),
+            Some(EndpointerEvent::NoInput { armed_at: armed })
+        );
+        assert_eq!(line.endpointer.poll_timeout(), None);
+        line.endpointer.handle_timeout(deadline + ms(10_000));
+        assert_eq!(line.endpointer.poll_event(), None);
+
+        // Fed silence, it fires from the audio too.
+        let mut line = Line::new(EndpointerConfig::default());
+        line.endpointer.arm_no_input(line.now());
+        line.feed(&silence(ms(6_000)));
+        let no_input: Vec<_> = line
+            .events
+            .iter()
+            .filter(|(_, e)| matches!(e, EndpointerEvent::NoInput { .. }))
+            .collect();
+        assert_eq!(no_input.len(), 1);
+        assert_eq!(no_input[0].0, ms(5_000));
+    }
+
+    #[test]
+    fn speech_disarms_no_input_and_disarm_cancels_it() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.endpointer.arm_no_input(line.now());
+        line.feed(&silence(ms(4_000)));
+        line.feed(&voice(ms(1_500), -20.0, 1));
+        line.feed(&silence(ms(3_000)));
+        assert!(line
+            .events
+            .iter()
+            .all(|(_, e)| !matches!(e, EndpointerEvent::NoInput { .. })));
+        assert_eq!(line.ended().len(), 1);
+
+        let mut line = Line::new(EndpointerConfig::default());
+        line.endpointer.arm_no_input(line.now());
+        line.feed(&silence(ms(1_000)));
+        line.endpointer.disarm_no_input();
+        line.feed(&silence(ms(6_000)));
+        assert!(line.events.is_empty());
+    }
+
+    #[test]
+    fn adapts_to_white_noise_at_minus_40_dbfs() {
+        let mut line = Line::new(EndpointerConfig::default());
+        let mut audio = white_noise(-40.0, ms(6_000), 11);
+        mix_into(&mut audio, &voice(ms(1_000), -20.0, 1), 2_000 * 8);
+        line.feed(&audio);
+        let floor = line.endpointer.noise_floor_dbfs().unwrap();
+        assert!((-42.0..=-39.0).contains(&floor), "floor {floor}");
+        assert_eq!(line.started().len(), 1, "{:?}", line.summary());
+        assert!(near(line.started()[0], ms(2_000), ms(40)));
+        let ended = line.ended();
+        assert_eq!(ended.len(), 1);
+        let delay = ended[0].0 - ms(3_000);
+        assert!(delay <= ms(380), "the noise held the turn {delay:?}");
+    }
+
+    #[test]
+    fn a_hum_the_model_takes_for_voice_holds_no_turn_beyond_the_noise_window() {
+        // Earshot scores a low tone as voice. On a line that was quiet, a
+        // hum opens a turn, but the floor rises to it within the window.
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(1_000)));
+        let mut audio = tone(300.0, -35.0, ms(6_000));
+        mix_into(&mut audio, &voice(ms(1_000), -20.0, 1), 4_000 * 8);
+        line.feed(&audio);
+        let ended = line.ended();
+        assert_eq!(ended.len(), 2, "{:?}", line.summary());
+        assert!(
+            ended[0].0 <= ms(1_000) + ms(2_000) + ms(400),
+            "{:?}",
+            line.summary()
+        );
+        // Words over the hum are a turn of their own, ended on time.
+        assert!(
+            near(line.started()[1], ms(5_000), ms(40)),
+            "{:?}",
+            line.summary()
+        );
+        assert!(ended[1].0 - ms(6_000) <= ms(380), "{:?}", line.summary());
+    }
+
+    #[test]
+    fn partials_come_while_talking_and_at_the_pause_that_ends_the_turn() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(2_000), -20.0, 1));
+        line.feed(&silence(ms(1_000)));
+        let partials: Vec<(Duration, Samples)> = line
+            .events
+            .iter()
+            .filter_map(|(t, e)| match e {
+                EndpointerEvent::Partial { audio, .. } => Some((*t, audio.clone())),
+                _ => None,
+            })
+            .collect();
+        // Every 600 ms of turn audio (which starts with the lead-in) while
+        // talking, then one at the pause.
+        assert!(
+            partials.len() >= 3 && partials.len() <= 4,
+            "{} partials",
+            partials.len()
+        );
+        for pair in partials.windows(2) {
+            assert!(pair[1].1.data.len() > pair[0].1.data.len(), "partials grow");
+        }
+        let (last_at, last) = partials.last().unwrap();
+        let (ended_at, turn) = &line.ended()[0];
+        assert_eq!(last, &turn.audio);
+        assert!(turn.same_as_last_partial);
+        // Transcription of the last partial gets a head start.
+        assert!(*ended_at - *last_at >= ms(100));
+    }
+
+    #[test]
+    fn the_agents_echo_starts_no_turn_and_a_barge_in_opens_one_from_its_onset() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.endpointer.handle_playback(line.now(), true);
+        // Echo of the agent's voice: no turn.
+        line.feed(&voice(ms(1_000), -30.0, 3));
+        assert!(line.events.is_empty(), "{:?}", line.summary());
+        // The caller talks over the agent; the barge-in detector decides
+        // 200 ms after the onset.
+        let onset = line.now();
+        line.feed(&voice(ms(200), -15.0, 1));
+        line.endpointer.handle_barge_in(line.now(), onset);
+        line.drain(line.now());
+        line.feed(&voice(ms(800), -15.0, 1));
+        line.feed(&silence(ms(1_000)));
+        assert_eq!(line.started(), vec![ms(1_500)]);
+        let ended = line.ended();
+        assert_eq!(ended.len(), 1);
+        let turn = &ended[0].1;
+        assert!(near(turn.speech_duration, ms(1_000), ms(60)));
+        assert!(near(turn.audio.duration(), ms(1_400), ms(60)));
+    }
+
+    #[test]
+    fn the_echo_tail_after_playback_starts_no_turn() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.endpointer.handle_playback(line.now(), true);
+        line.feed(&voice(ms(1_000), -30.0, 3));
+        line.endpointer.handle_playback(line.now(), false);
+        // Echo for 200 ms after the agent stopped.
+        line.feed(&voice(ms(200), -30.0, 4));
+        line.feed(&silence(ms(1_000)));
+        assert!(line.events.is_empty(), "{:?}", line.summary());
+        // Then the caller answers.
+        line.feed(&voice(ms(600), -20.0, 1));
+        line.feed(&silence(ms(1_000)));
+        assert_eq!(line.started(), vec![ms(2_700)]);
+    }
+}
