@@ -50,6 +50,7 @@ impl Agent {
         let log = dir.join("agent.log");
         let child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("run")
+            .current_dir(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .stdin(Stdio::null())

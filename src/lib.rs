@@ -6,6 +6,7 @@
 //! - [`audio`]: typed sample buffers, file decoding, resampling, WAV output
 //!   and a simulated telephone channel.
 //! - [`media`]: telephone codecs (G.711), RTP, jitter buffer, DTMF, RTCP.
+//! - [`records`]: call and turn records in SQLite.
 //! - [`sip`]: SIP signalling (SDP, digest authentication, message checks).
 //! - [`speech`]: speech-to-text and text-to-speech behind traits, with
 //!   bounded worker pools so inference never runs on the async runtime.
@@ -25,5 +26,6 @@ pub mod intent;
 pub mod media;
 pub mod metrics;
 pub mod models;
+pub mod records;
 pub mod sip;
 pub mod speech;

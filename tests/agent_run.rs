@@ -186,6 +186,32 @@ async fn a_caller_hears_the_greeting_is_heard_and_follows_the_refer() {
         "the agent heard {agent_heard:?} for {caller_text:?}"
     );
     assert!(agent.stop(STEP).await, "the agent exits cleanly on SIGTERM");
+
+    // The call record says where the call went.
+    let out = common::switchboard(&[
+        "calls",
+        "--json",
+        "--db",
+        dir.join("calls.db").to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", common::stderr(&out));
+    let listed = common::stdout(&out);
+    let record: serde_json::Value =
+        serde_json::from_str(listed.trim()).unwrap_or_else(|e| panic!("{listed:?}: {e}"));
+    assert_eq!(record["outcome"], "transferred", "{record}");
+    assert_eq!(record["destination"], target_uri.as_str(), "{record}");
+    let call_id = record["call_id"].as_str().unwrap().to_string();
+    let out = common::switchboard(&[
+        "calls",
+        "--db",
+        dir.join("calls.db").to_str().unwrap(),
+        &call_id,
+    ]);
+    assert!(
+        common::stdout(&out).contains(&format!("went to  {target_uri}")),
+        "{}",
+        common::stdout(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,3 +8,4 @@ pub mod leg;
 pub mod log;
 pub mod simple;
 pub mod transfer;
+pub mod turn;

@@ -15,6 +15,7 @@ use crate::audio::wav::{write_file, WavEncoding};
 use crate::audio::{SampleRate, Samples};
 use crate::media::session::Clip;
 use crate::metrics::Metrics;
+use crate::records::{CallEnd, CallStart, Store};
 use crate::sip::agent::{CallEvent, CancellationToken, IncomingCall, SipAgent};
 
 /// What the simple mode does with each call.
@@ -31,6 +32,8 @@ pub struct SimpleMode {
     pub record_dir: Option<PathBuf>,
     /// Where call counts go.
     pub metrics: Arc<Metrics>,
+    /// Where call records go, if anywhere.
+    pub records: Option<Arc<Store>>,
 }
 
 /// The longest recording kept per call: ten minutes of 8 kHz audio.
@@ -51,12 +54,52 @@ pub async fn handle_call(
     );
     let metrics = mode.metrics.clone();
     metrics.active_calls.fetch_add(1, Ordering::Relaxed);
-    let outcome = handle_answered(&agent, incoming, &mode, &cancel, &id).await;
+    let row = match &mode.records {
+        Some(store) => {
+            let store = store.clone();
+            let start = CallStart {
+                call_id: info.call_id.clone(),
+                caller: info.caller.clone(),
+                callee: info.callee.clone(),
+                started_at: now_rfc3339(),
+            };
+            match tokio::task::spawn_blocking(move || store.start_call(&start)).await {
+                Ok(Ok(row)) => Some(row),
+                Ok(Err(error)) => {
+                    call_log(&id, format_args!("call record not written: {error}"));
+                    None
+                }
+                Err(_) => None,
+            }
+        }
+        None => None,
+    };
+    let (outcome, detail) = handle_answered(&agent, incoming, &mode, &cancel, &id).await;
     metrics.active_calls.fetch_sub(1, Ordering::Relaxed);
     metrics.calls_by_outcome.increment(outcome.label());
     if let Outcome::Transferred(destination) = &outcome {
         metrics.calls_by_destination.increment(destination);
     }
+    if let (Some(store), Some(row)) = (mode.records.clone(), row) {
+        let end = CallEnd {
+            ended_at: now_rfc3339(),
+            outcome: outcome.label().to_string(),
+            destination: match &outcome {
+                Outcome::Transferred(destination) => Some(destination.clone()),
+                _ => None,
+            },
+            transfer_result: matches!(outcome, Outcome::Transferred(_) | Outcome::TransferFailed)
+                .then_some(detail),
+        };
+        if let Ok(Err(error)) = tokio::task::spawn_blocking(move || store.end_call(row, &end)).await
+        {
+            call_log(&id, format_args!("call record not written: {error}"));
+        }
+    }
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// How a call ended, for the metrics.
@@ -86,7 +129,7 @@ async fn handle_answered(
     mode: &SimpleMode,
     cancel: &CancellationToken,
     id: &str,
-) -> Outcome {
+) -> (Outcome, String) {
     let id = id.to_string();
     let addresses = MediaAddresses::of_agent(agent);
     let immediate = mode.play.is_none() && mode.transfer.is_none() && !mode.stay;
@@ -97,7 +140,7 @@ async fn handle_answered(
         Ok(leg) => leg,
         Err(error) => {
             call_log(&id, format_args!("not answered: {error}"));
-            return Outcome::NotAnswered;
+            return (Outcome::NotAnswered, error.to_string());
         }
     };
     let negotiated = *leg.negotiated();
@@ -209,7 +252,7 @@ async fn handle_answered(
             Err(error) => call_log(&id, format_args!("recording not written: {error}")),
         }
     }
-    outcome
+    (outcome, end)
 }
 
 /// After the recording: transfer, or hang up. Returns how the call ended

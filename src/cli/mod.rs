@@ -3,12 +3,16 @@
 
 mod audio_cmd;
 mod call;
+mod calls;
+mod chat;
 mod check;
 mod demo;
 mod engines;
 mod models_cmd;
+mod replay;
 mod run;
 mod say;
+mod test_cmd;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -52,6 +56,16 @@ enum Command {
     /// A test caller: call a URI, play a file, record what comes back,
     /// press keys, follow a REFER, and report how the call went.
     Call(call::Args),
+    /// List the call records `run` keeps, or show one call with its turns.
+    Calls(calls::Args),
+    /// Run flow tests: YAML conversations with expected intents, nodes and
+    /// destinations; PASS/FAIL per test.
+    Test(test_cmd::Args),
+    /// Talk to a flow in text: intent, confidence and routing each turn.
+    Chat(chat::Args),
+    /// Recorded caller utterances through speech recognition, intent
+    /// detection and routing, as the first turn of a call.
+    Replay(replay::Args),
 }
 
 /// Runs the command line; the binary's `main` is just this.
@@ -67,6 +81,10 @@ pub fn main() -> ExitCode {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Call(args) => call::run(args),
+        Command::Calls(args) => calls::run(args),
+        Command::Test(args) => test_cmd::run(&models, args),
+        Command::Chat(args) => chat::run(&models, args),
+        Command::Replay(args) => replay::run(&models, args),
     };
     match result {
         Ok(code) => code,

@@ -114,6 +114,14 @@ pub struct AnswerOptions {
     /// Write what each caller said to DIR/<Call-ID>.wav.
     #[arg(long, value_name = "DIR")]
     record_dir: Option<PathBuf>,
+    /// The call records database (SQLite), created if need be
+    /// [default: calls.db].
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Keep no call records.
+    #[arg(long)]
+    #[serde(default)]
+    no_records: bool,
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
@@ -157,6 +165,8 @@ impl AnswerOptions {
             stay: self.stay || file.stay,
             record_dir: self.record_dir.or(file.record_dir),
             metrics: self.metrics.or(file.metrics),
+            db: self.db.or(file.db),
+            no_records: self.no_records || file.no_records,
         }
     }
 }
@@ -283,6 +293,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         stay: options.stay,
         record_dir: options.record_dir.clone(),
         metrics: Arc::new(Metrics::default()),
+        records: if options.no_records {
+            None
+        } else {
+            let path = options
+                .db
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("calls.db"));
+            Some(Arc::new(crate::records::Store::open(&path)?))
+        },
     });
     let metrics_addr = options.metrics;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

@@ -1,6 +1,7 @@
 //! `switchboard run` as a child process: started on a free port on
-//! 127.0.0.1, its log (standard error) in a file the test can wait on,
-//! stopped with SIGTERM by PID.
+//! 127.0.0.1 in the test's folder (its `calls.db` lands there), its log
+//! (standard error) in a file the test can wait on, stopped with SIGTERM
+//! by PID.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ impl RunningAgent {
         let log = dir.join("agent.log");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
             .arg("run")
+            .current_dir(dir)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(args)
             .env("SWITCHBOARD_MODELS", super::models())
