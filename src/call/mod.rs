@@ -3,6 +3,7 @@
 //! transfer with failover by REFER or INVITE ([`transfer`]), and the simple
 //! answering mode of `switchboard run` ([`simple`]).
 
+pub mod agent;
 pub mod bridge;
 pub mod leg;
 pub mod log;

@@ -98,12 +98,12 @@ pub async fn handle_call(
     }
 }
 
-fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// How a call ended, for the metrics.
-enum Outcome {
+pub(crate) enum Outcome {
     NotAnswered,
     Transferred(String),
     TransferFailed,
@@ -112,7 +112,7 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Outcome::NotAnswered => "not_answered",
             Outcome::Transferred(_) => "transferred",

@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
         Command::Audio(cmd) => audio_cmd::run(cmd),
         Command::Demo(args) => demo::run(&models, args),
         Command::Check(args) => check::run(args),
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(&models, args),
         Command::Call(args) => call::run(args),
         Command::Calls(args) => calls::run(args),
         Command::Test(args) => test_cmd::run(&models, args),

@@ -16,6 +16,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 
 use crate::audio::{decode::read_file, resample::resample, SampleRate};
+use crate::call::agent::{
+    AgentMode, AgentParts, Clock, DialPlan, FlowSet, Phrases, ACKNOWLEDGEMENTS,
+};
 use crate::call::simple::{handle_call, SimpleMode};
 use crate::call::transfer::{TransferMethod, TransferPlan};
 use crate::media::session::Clip;
@@ -23,6 +26,8 @@ use crate::metrics::Metrics;
 use crate::sip::agent::{
     Account, AgentConfig, AgentEvent, CancellationToken, SipAgent, Transports,
 };
+use crate::speech::stt::{SpeechToText, SttPool, WhisperConfig};
+use std::sync::atomic::Ordering;
 
 /// Options of `switchboard run`, all of which may come from `--config`.
 #[derive(clap::Args, Debug, Default)]
@@ -125,6 +130,28 @@ pub struct AnswerOptions {
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Answer with a call flow (checked at start; several flows: a call
+    /// goes to the one named by the dialled user part, else the first).
+    /// Reloaded on SIGHUP.
+    #[arg(long = "flow", value_name = "FILE")]
+    #[serde(default)]
+    flow: Vec<PathBuf>,
+    /// Start the agent's clock at this moment (RFC 3339), for tests and
+    /// demos of time-based routing.
+    #[arg(long, value_name = "TIME")]
+    at: Option<String>,
+    /// Where flow transfers to extensions go: `sip:EXT@HOST` (default: the
+    /// registrar's host).
+    #[arg(long, value_name = "HOST")]
+    transfer_host: Option<String>,
+    /// On SIGTERM or Ctrl-C, let calls in progress finish for up to this
+    /// long before hanging them up (default: 30 with --flow, 0 without); a
+    /// second signal ends them at once.
+    #[arg(long, value_name = "SECONDS")]
+    drain: Option<u64>,
+    /// Speech recognition worker threads (default 2).
+    #[arg(long, value_name = "N")]
+    stt_workers: Option<usize>,
 }
 
 impl SipOptions {
@@ -167,6 +194,15 @@ impl AnswerOptions {
             metrics: self.metrics.or(file.metrics),
             db: self.db.or(file.db),
             no_records: self.no_records || file.no_records,
+            flow: if self.flow.is_empty() {
+                file.flow
+            } else {
+                self.flow
+            },
+            at: self.at.or(file.at),
+            transfer_host: self.transfer_host.or(file.transfer_host),
+            drain: self.drain.or(file.drain),
+            stt_workers: self.stt_workers.or(file.stt_workers),
         }
     }
 }
@@ -257,7 +293,7 @@ pub(crate) fn agent_config(options: &SipOptions) -> Result<AgentConfig> {
     Ok(config)
 }
 
-pub fn run(args: Args) -> Result<ExitCode> {
+pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     let (sip, options) = match &args.config {
         Some(path) => {
             let file = read_config(path)?;
@@ -281,41 +317,190 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(account) => account.id.clone(),
         None => format!("sip:{}@{}", config.contact_user, config.listen),
     };
-    let transfer = (!options.transfer_to.is_empty()).then(|| TransferPlan {
-        destinations: options.transfer_to.clone(),
-        method: options.transfer_by.unwrap_or_default(),
-        from,
-        no_answer: Duration::from_secs(options.no_answer.unwrap_or(20)),
-    });
-    let mode = Arc::new(SimpleMode {
-        play,
-        transfer,
-        stay: options.stay,
-        record_dir: options.record_dir.clone(),
-        metrics: Arc::new(Metrics::default()),
-        records: if options.no_records {
-            None
-        } else {
-            let path = options
-                .db
-                .clone()
-                .unwrap_or_else(|| PathBuf::from("calls.db"));
-            Some(Arc::new(crate::records::Store::open(&path)?))
-        },
-    });
+    let metrics = Arc::new(Metrics::default());
+    let records = if options.no_records {
+        None
+    } else {
+        let path = options
+            .db
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("calls.db"));
+        Some(Arc::new(crate::records::Store::open(&path)?))
+    };
+    let mode = if options.flow.is_empty() {
+        let transfer = (!options.transfer_to.is_empty()).then(|| TransferPlan {
+            destinations: options.transfer_to.clone(),
+            method: options.transfer_by.unwrap_or_default(),
+            from,
+            no_answer: Duration::from_secs(options.no_answer.unwrap_or(20)),
+        });
+        Mode::Simple(Arc::new(SimpleMode {
+            play,
+            transfer,
+            stay: options.stay,
+            record_dir: options.record_dir.clone(),
+            metrics: metrics.clone(),
+            records,
+        }))
+    } else {
+        let host = options
+            .transfer_host
+            .clone()
+            .or_else(|| config.account.as_ref().map(|a| host_of(&a.registrar)));
+        let dial = DialPlan {
+            host,
+            method: options.transfer_by.unwrap_or_default(),
+            from,
+            no_answer: Duration::from_secs(options.no_answer.unwrap_or(20)),
+            refer_timeout: Duration::from_secs(30),
+        };
+        let clock = match &options.at {
+            Some(text) => Clock::starting_at(super::replay::parse_time(text)?),
+            None => Clock::system(),
+        };
+        Mode::Flow(Arc::new(load_flow_mode(
+            models,
+            &options,
+            dial,
+            clock,
+            metrics.clone(),
+            records,
+        )?))
+    };
+    let drain = Duration::from_secs(options.drain.unwrap_or(match mode {
+        Mode::Flow(_) => 30,
+        Mode::Simple(_) => 0,
+    }));
     let metrics_addr = options.metrics;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    runtime.block_on(serve(config, mode, metrics_addr))
+    runtime.block_on(serve(config, mode, metrics, metrics_addr, drain))
+}
+
+/// The host (and port) of a registrar URI: `sip:pbx.example.com:5060`.
+fn host_of(uri: &str) -> String {
+    let rest = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split(';').next().unwrap_or(rest).to_string()
+}
+
+/// What each call gets.
+#[derive(Clone)]
+enum Mode {
+    Simple(Arc<SimpleMode>),
+    Flow(Arc<AgentMode>),
+}
+
+/// Checks the flows, loads the models once and prepares the flows'
+/// sentences, reporting each step.
+fn load_flow_mode(
+    models: &Path,
+    options: &AnswerOptions,
+    dial: DialPlan,
+    clock: Clock,
+    metrics: Arc<Metrics>,
+    records: Option<Arc<crate::records::Store>>,
+) -> Result<AgentMode> {
+    let problems = crate::flow::check_files(&options.flow);
+    if !problems.is_empty() {
+        for problem in &problems {
+            eprintln!("{problem}");
+        }
+        bail!(
+            "{} problem{} in the flow{}: fix them (switchboard check) and start again",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" },
+            if options.flow.len() == 1 { "" } else { "s" }
+        );
+    }
+    let started = std::time::Instant::now();
+    let stt = crate::speech::stt::load_default(models, WhisperConfig::default())?;
+    let identifies_language = stt.identifies_language();
+    eprintln!(
+        "switchboard: speech recognition loaded ({} ms)",
+        started.elapsed().as_millis()
+    );
+    let (tts, took) = super::engines::load_piper(models, 1)?;
+    eprintln!("switchboard: voice loaded ({} ms)", took.as_millis());
+    let started = std::time::Instant::now();
+    let flows = FlowSet::load(&options.flow, models)?;
+    eprintln!(
+        "switchboard: {} flow{} loaded with their intents ({} ms)",
+        options.flow.len(),
+        if options.flow.len() == 1 { "" } else { "s" },
+        started.elapsed().as_millis()
+    );
+    let phrases = Arc::new(Phrases::new(Arc::new(tts)));
+    let started = std::time::Instant::now();
+    for simulator in flows.flows() {
+        let name = simulator.flow().name.clone();
+        phrases.prepare(simulator.flow(), ACKNOWLEDGEMENTS, |done, all| {
+            if done == all || done % 10 == 0 {
+                eprintln!("switchboard: flow {name}: {done}/{all} sentences synthesised");
+            }
+        })?;
+    }
+    eprintln!(
+        "switchboard: sentences ready ({} ms)",
+        started.elapsed().as_millis()
+    );
+    // The first decoding in a process pays for whisper.cpp's buffers:
+    // pay it now rather than on the first caller's turn.
+    if let Some(clip) = flows
+        .flows()
+        .next()
+        .and_then(|f| {
+            crate::speech::text::sentences(&f.flow().greeting)
+                .into_iter()
+                .next()
+        })
+        .and_then(|sentence| phrases.cached(&sentence))
+    {
+        let started = std::time::Instant::now();
+        let audio = crate::audio::Samples::new(
+            SampleRate::TELEPHONE,
+            clip.samples()
+                .iter()
+                .map(|&s| f32::from(s) / 32768.0)
+                .collect(),
+        );
+        let heard = stt.transcribe(&audio, &Default::default())?;
+        eprintln!(
+            "switchboard: speech recognition warmed up on the greeting ({} ms): {:?}",
+            started.elapsed().as_millis(),
+            heard.text
+        );
+    }
+    let workers = options.stt_workers.unwrap_or(2);
+    Ok(AgentMode::new(
+        flows,
+        AgentParts {
+            flow_paths: options.flow.clone(),
+            models: models.to_path_buf(),
+            stt: SttPool::new(Arc::new(stt), workers, 64),
+            identifies_language,
+            phrases,
+            workers: 2,
+            clock,
+            dial,
+            metrics,
+            records,
+        },
+    ))
 }
 
 async fn serve(
     config: AgentConfig,
-    mode: Arc<SimpleMode>,
+    mode: Mode,
+    metrics: Arc<Metrics>,
     metrics_addr: Option<SocketAddr>,
+    drain: Duration,
 ) -> Result<ExitCode> {
     let cancel = CancellationToken::new();
+    // Calls end on their own token: on shutdown they may finish first,
+    // while the agent still carries their signalling.
+    let calls = CancellationToken::new();
     if let Some(addr) = metrics_addr {
-        let bound = crate::metrics::serve(addr, mode.metrics.clone(), cancel.clone()).await?;
+        let bound = crate::metrics::serve(addr, metrics.clone(), cancel.clone()).await?;
         eprintln!("switchboard: metrics on http://{bound}/metrics");
     }
     let registering = config.account.is_some();
@@ -330,12 +515,76 @@ async fn serve(
         agent.contact_address(),
         if registering { "; registering" } else { "" },
     );
-    let stop = cancel.clone();
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        eprintln!("switchboard: shutting down (hanging up calls, unregistering)");
-        stop.cancel();
-    });
+    let draining = CancellationToken::new();
+    {
+        let draining = draining.clone();
+        let calls = calls.clone();
+        let stop = cancel.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            draining.cancel();
+            let active = metrics.active_calls.load(Ordering::Relaxed);
+            if active > 0 && !drain.is_zero() {
+                eprintln!(
+                    "switchboard: shutting down: letting {active} call{} finish (at most {} s; signal again to end them now)",
+                    if active == 1 { "" } else { "s" },
+                    drain.as_secs()
+                );
+                let deadline = tokio::time::Instant::now() + drain;
+                loop {
+                    tokio::select! {
+                        _ = shutdown_signal() => break,
+                        _ = tokio::time::sleep_until(deadline) => break,
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {
+                            if metrics.active_calls.load(Ordering::Relaxed) <= 0 {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            eprintln!("switchboard: shutting down (hanging up calls, unregistering)");
+            calls.cancel();
+            // Give the hang-ups a moment to go out before the agent stops.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while metrics.active_calls.load(Ordering::Relaxed) > 0
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            stop.cancel();
+        });
+    }
+    #[cfg(unix)]
+    if let Mode::Flow(flow_mode) = &mode {
+        let flow_mode = flow_mode.clone();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    received = hangup.recv() => if received.is_none() { return },
+                }
+                eprintln!("switchboard: SIGHUP: reloading the flows");
+                let reloading = flow_mode.clone();
+                match tokio::task::spawn_blocking(move || reloading.reload()).await {
+                    Ok(Ok(count)) => eprintln!(
+                        "switchboard: {count} flow{} reloaded; calls in progress keep the old ones",
+                        if count == 1 { "" } else { "s" }
+                    ),
+                    Ok(Err(error)) => {
+                        eprintln!("switchboard: flows not reloaded, the old ones stay:\n{error}")
+                    }
+                    Err(error) => eprintln!("switchboard: flows not reloaded: {error}"),
+                }
+            }
+        });
+    }
     loop {
         let event = tokio::select! {
             _ = cancel.cancelled() => break,
@@ -343,14 +592,29 @@ async fn serve(
         };
         let Some(event) = event else { break };
         match event {
-            AgentEvent::IncomingCall(call) => {
-                tokio::spawn(handle_call(
-                    agent.clone(),
-                    call,
-                    mode.clone(),
-                    cancel.child_token(),
-                ));
+            AgentEvent::IncomingCall(call) if draining.is_cancelled() => {
+                tokio::spawn(async move {
+                    let _ = call.reject(503).await;
+                });
             }
+            AgentEvent::IncomingCall(call) => match &mode {
+                Mode::Simple(simple) => {
+                    tokio::spawn(handle_call(
+                        agent.clone(),
+                        call,
+                        simple.clone(),
+                        calls.child_token(),
+                    ));
+                }
+                Mode::Flow(flow) => {
+                    tokio::spawn(crate::call::agent::handle_call(
+                        agent.clone(),
+                        call,
+                        flow.clone(),
+                        calls.child_token(),
+                    ));
+                }
+            },
             AgentEvent::Registered { expires } => {
                 eprintln!("switchboard: registered for {expires} s");
             }
@@ -360,6 +624,7 @@ async fn serve(
             AgentEvent::Unregistered => eprintln!("switchboard: unregistered"),
         }
     }
+    calls.cancel();
     // Keep reading events while the agent stops, so the unREGISTER's
     // outcome is reported; then whatever is still queued.
     let report = |event: AgentEvent| match event {
@@ -389,7 +654,6 @@ async fn serve(
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ctrl-C or SIGTERM.
 pub(crate) async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -21,7 +21,7 @@ use super::caller::{CallerAttributes, CsvDirectory, CsvError, CustomerDirectory}
 use super::detector::{detector_config, intent_specs};
 use super::diagnostic::Diagnostic;
 use super::interpreter::{
-    Action, Event, Hangup, Interpreter, InterpreterConfig, Transfer, Utterance,
+    Action, Event, Hangup, Interpreter, InterpreterConfig, Listen, Transfer, Utterance,
 };
 use super::load::load_flow;
 use super::model::Flow;
@@ -141,6 +141,32 @@ impl Simulator {
             .as_ref()
             .and_then(|d| d.lookup(number).ok().flatten());
         CallerAttributes::identify(self.flow.callers.as_ref(), number, customer.as_ref())
+    }
+
+    /// A fresh interpreter for one call of this flow (the live driver in
+    /// `src/call/agent/` runs it itself).
+    pub fn interpreter(&self) -> Interpreter {
+        Interpreter::new(Arc::clone(&self.flow), self.config)
+    }
+
+    /// The flow's detector on `text` for the intents `listen` offers, or
+    /// `None` when it offers none (keys or a slot only) or `text` is blank.
+    /// Blocking: keep it off async runtimes.
+    pub fn detect(&self, listen: &Listen, text: &str) -> Result<Option<IntentResult>, IntentError> {
+        if listen.intents.is_empty() || text.trim().is_empty() {
+            return Ok(None);
+        }
+        let Some(prepared) = self.prepared.get(&listen.node) else {
+            return Ok(None);
+        };
+        let slots: Vec<String> = self
+            .flow
+            .nodes
+            .get(&listen.node)
+            .map(|n| n.slots.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default();
+        let context = IntentContext::new(prepared).with_slots(&slots);
+        self.detector.detect(text, &context).map(Some)
     }
 
     /// Answers a call at `now`: the greeting and the start node.
@@ -309,25 +335,16 @@ impl SimulatedCall<'_> {
         language: Option<&str>,
     ) -> Result<TurnReport, IntentError> {
         let turn = self.interpreter.turn();
-        let mut detect_time = Duration::ZERO;
-        let mut intent = None;
-        if let Some(listen) = self.interpreter.listening() {
-            if !listen.intents.is_empty() && !text.trim().is_empty() {
-                if let Some(prepared) = self.simulator.prepared.get(&listen.node) {
-                    let slots: Vec<String> = self
-                        .simulator
-                        .flow
-                        .nodes
-                        .get(&listen.node)
-                        .map(|n| n.slots.iter().map(|s| s.name.clone()).collect())
-                        .unwrap_or_default();
-                    let context = IntentContext::new(prepared).with_slots(&slots);
-                    let started = Instant::now();
-                    intent = Some(self.simulator.detector.detect(text, &context)?);
-                    detect_time = started.elapsed();
-                }
-            }
-        }
+        let started = Instant::now();
+        let intent = match self.interpreter.listening() {
+            Some(listen) => self.simulator.detect(listen, text)?,
+            None => None,
+        };
+        let detect_time = if intent.is_some() {
+            started.elapsed()
+        } else {
+            Duration::ZERO
+        };
         let utterance = Utterance {
             turn,
             transcript: text.to_string(),

@@ -236,6 +236,11 @@ impl Clip {
         })
     }
 
+    /// The audio, 16-bit at 8 kHz.
+    pub fn samples(&self) -> &[i16] {
+        &self.samples
+    }
+
     /// How long it plays.
     pub fn duration(&self) -> Duration {
         Duration::from_secs_f64(self.samples.len() as f64 / f64::from(SampleRate::TELEPHONE.hz()))

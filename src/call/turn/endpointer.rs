@@ -140,6 +140,10 @@ pub enum EndpointerEvent {
     Partial {
         audio: Samples,
         speech_duration: Duration,
+        /// The caller has been silent for the trailing pad: this audio is
+        /// the whole turn unless they go on (the one partial worth
+        /// transcribing when CPU is short).
+        complete: bool,
     },
     /// The turn is over.
     TurnEnded(EndedTurn),
@@ -528,6 +532,7 @@ impl Endpointer {
             self.events.push_back(EndpointerEvent::Partial {
                 audio: Samples::new(rate, turn.audio[..len].to_vec()),
                 speech_duration,
+                complete: !talking,
             });
         }
     }

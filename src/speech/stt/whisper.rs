@@ -150,6 +150,17 @@ impl WhisperStt {
         self.multilingual
     }
 
+    /// Whether some of its transcripts come with an identified language:
+    /// this model or its escalation is multilingual and not forced to one
+    /// language.
+    pub fn identifies_language(&self) -> bool {
+        (self.multilingual && self.config.language.is_none())
+            || self
+                .escalation
+                .as_ref()
+                .is_some_and(|e| e.identifies_language())
+    }
+
     pub fn config(&self) -> &WhisperConfig {
         &self.config
     }
