@@ -1,7 +1,11 @@
-//! `switchboard call URI`: a test caller. It plays a file in real time,
+//! `switchboard call URI`: a test caller. It plays a file in real time (at
+//! once, for barge-in tests, or once the agent has spoken its prompt),
 //! records what it hears, can press keys (RFC 4733), follows a REFER like a
-//! phone would (or declines it), and reports how the call went: on
+//! phone would (or declines it), and reports how the call went, with the
+//! voice-to-voice latency measured on the wire (see [`timing`]): on
 //! standard output as text, or as one JSON object with `--json`.
+
+mod timing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +19,11 @@ use crate::audio::wav::{write_file, WavEncoding};
 use crate::audio::{decode::read_file, resample::resample, SampleRate, Samples};
 use crate::call::bridge::hang_up;
 use crate::call::leg::{LegEvent, MediaAddresses, MediaLeg};
+use crate::media::g711::Law;
+use crate::media::jitter::JitterConfig;
 use crate::sip::agent::{AgentEvent, CallControl, CallEvent, CancellationToken, SipAgent};
+use crate::sip::sdp::Codec;
+use timing::{frame_levels, CallTiming, PlayedSpeech, PromptState, TimingReport};
 
 /// Options of `switchboard call`.
 #[derive(clap::Args, Debug)]
@@ -25,6 +33,15 @@ pub struct Args {
     /// Audio to play once answered (any rate; sent as 8 kHz G.711).
     #[arg(long, value_name = "FILE")]
     play: Option<PathBuf>,
+    /// Play `--play` only once the agent has spoken (300 ms or more of
+    /// audio above -45 dBFS) and then been quiet for `--prompt-gap-ms`,
+    /// as a caller answering a greeting would; without it the file plays
+    /// as soon as the call is answered (what a barge-in test needs).
+    #[arg(long, requires = "play")]
+    play_after_prompt: bool,
+    /// The silence that ends the agent's prompt, ms.
+    #[arg(long, value_name = "MS", default_value_t = 700)]
+    prompt_gap_ms: u64,
     /// Write what we hear (8 kHz, 16-bit WAV).
     #[arg(long, value_name = "FILE")]
     record: Option<PathBuf>,
@@ -67,6 +84,8 @@ struct Report {
     /// Why it was not, when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<String>,
+    /// The Call-ID, to find the agent's record of the call.
+    call_id: Option<String>,
     codec: Option<String>,
     /// Seconds from the INVITE to the answer.
     answer_after_s: Option<f64>,
@@ -86,6 +105,13 @@ struct Report {
     ended: String,
     /// Seconds from the answer to the end.
     duration_s: f64,
+    /// With `--play-after-prompt`: why we never played.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_missing: Option<String>,
+    /// Voice-to-voice latency, the agent's silences and when its prompt
+    /// came, measured on the wire.
+    #[serde(flatten)]
+    timing: TimingReport,
 }
 
 #[derive(Debug, Serialize)]
@@ -122,7 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     } else {
         print_report(&report);
     }
-    Ok(if report.answered {
+    Ok(if report.answered && report.prompt_missing.is_none() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -172,6 +198,41 @@ fn print_report(report: &Report) {
         "ended:    {} after {:.1} s",
         report.ended, report.duration_s
     );
+    print_timing(report);
+}
+
+fn print_timing(report: &Report) {
+    let timing = &report.timing;
+    let ms = |value: Option<u64>| value.map_or("-".to_string(), |v| format!("{v} ms"));
+    println!(
+        "prompt:   agent speech heard {} after the answer; we played {} after it",
+        ms(timing.prompt_heard_ms),
+        ms(timing.play_started_ms)
+    );
+    if let Some(missing) = &report.prompt_missing {
+        println!("          not played: {missing}");
+    }
+    if let (Some(end), Some(threshold)) =
+        (timing.speech_end_in_file_s, timing.speech_threshold_dbfs)
+    {
+        println!("speech:   ours ends {end:.2} s into the file (frames >= {threshold:.1} dBFS)");
+    }
+    println!(
+        "voice to voice: {} (playout delay of {} subtracted)",
+        ms(timing.voice_to_voice_ms),
+        timing
+            .playout_delay_ms
+            .map_or("-".to_string(), |d| format!("{d:.0} ms"))
+    );
+    if let Some(silences) = &timing.agent_silences {
+        let gaps: Vec<String> = silences.gaps_ms.iter().map(|g| g.to_string()).collect();
+        println!(
+            "agent silences: longest {} ms over {} ms; of 500 ms or more: [{}] ms",
+            silences.longest_ms,
+            silences.window_ms,
+            gaps.join(", ")
+        );
+    }
 }
 
 async fn place(
@@ -236,10 +297,22 @@ async fn place(
     report.answered = true;
     report.answer_after_s = Some(started.elapsed().as_secs_f64());
     report.codec = Some(leg.negotiated().codec.encoding_name().to_string());
+    report.call_id = Some(leg.info().call_id.clone());
     let answered = Instant::now();
-    if let Some(audio) = &play {
-        report.played_s = audio.duration().as_secs_f64();
-        let _ = leg.play(audio.clone());
+    // MediaLeg runs its jitter buffer with the default target of the law.
+    let law = match leg.negotiated().codec {
+        Codec::Pcmu => Law::MuLaw,
+        Codec::Pcma => Law::ALaw,
+    };
+    let mut timing = CallTiming::new(
+        answered,
+        JitterConfig::new(law).target_delay,
+        Duration::from_millis(args.prompt_gap_ms),
+    );
+    // Played at once, or once the agent's prompt is over.
+    let mut to_play = play;
+    if !args.play_after_prompt {
+        start_playing(&leg, &mut to_play, &mut timing, &mut report);
     }
     let mut heard = Samples::new(SampleRate::TELEPHONE, Vec::new());
     let dtmf_at = tokio::time::sleep(Duration::from_secs_f64(args.dtmf_at.max(0.0)));
@@ -273,9 +346,20 @@ async fn place(
             }
             event = leg.next_event() => match event {
                 None => break "the call closed".to_string(),
-                Some(LegEvent::Audio(samples)) => heard.extend(&samples),
+                Some(LegEvent::Audio(samples)) => {
+                    heard.extend(&samples);
+                    if !transferred && timing.handle_agent_audio(Instant::now(), &samples) && args.play_after_prompt {
+                        start_playing(&leg, &mut to_play, &mut timing, &mut report);
+                    }
+                }
+                Some(LegEvent::Latched(_)) => {
+                    if !transferred {
+                        timing.handle_latched(Instant::now());
+                    }
+                }
                 Some(LegEvent::Dtmf(digit)) => report.dtmf_received.push(digit),
                 Some(LegEvent::PlaybackFinished) => {
+                    timing.handle_playback_finished(Instant::now());
                     if let (Some(after), None) = (args.hangup_after_play, hangup_at) {
                         if !transferred {
                             hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(after.max(0.0)));
@@ -289,6 +373,7 @@ async fn place(
                         report.refer = Some(ReferReport { target, followed: false, status: None });
                         continue;
                     }
+                    timing.handle_agent_gone(Instant::now());
                     let (status, new_leg) = follow_refer(&agent, &control, &target, &from, addresses, &cancel).await;
                     report.refer = Some(ReferReport { target, followed: true, status });
                     if let Some(new_leg) = new_leg {
@@ -319,6 +404,19 @@ async fn place(
             }
         }
     };
+    let ended = Instant::now();
+    timing.handle_agent_gone(ended);
+    report.timing = timing.report(ended);
+    if to_play.is_some() && args.play_after_prompt {
+        report.prompt_missing = Some(match timing.prompt() {
+            PromptState::Silent => "the agent never spoke".to_string(),
+            PromptState::Speaking => format!(
+                "the agent never paused for {} ms after speaking 300 ms",
+                args.prompt_gap_ms
+            ),
+            PromptState::Over => "the call ended first".to_string(),
+        });
+    }
     report.duration_s = answered.elapsed().as_secs_f64();
     report.heard_s = heard.duration().as_secs_f64();
     report.heard_sound_s = sound_seconds(&heard);
@@ -364,17 +462,31 @@ async fn follow_refer(
     }
 }
 
+/// Queues our file, if it has not been, and notes when and where its
+/// speech ends.
+fn start_playing(
+    leg: &MediaLeg,
+    to_play: &mut Option<Samples>,
+    timing: &mut CallTiming,
+    report: &mut Report,
+) {
+    let Some(audio) = to_play.take() else {
+        return;
+    };
+    report.played_s = audio.duration().as_secs_f64();
+    let speech = PlayedSpeech::of(&frame_levels(&audio));
+    timing.handle_play(Instant::now(), speech);
+    if let Err(error) = leg.play(audio) {
+        eprintln!("cannot play: {error}");
+    }
+}
+
 /// Seconds of 20 ms frames above -50 dBFS: how much was sound rather than
 /// comfort silence.
 fn sound_seconds(audio: &Samples) -> f64 {
-    let frame = 160;
-    let loud = audio
-        .data
-        .chunks(frame)
-        .filter(|chunk| {
-            let energy = chunk.iter().map(|s| s * s).sum::<f32>() / chunk.len() as f32;
-            10.0 * energy.max(1e-12).log10() > -50.0
-        })
+    let loud = frame_levels(audio)
+        .into_iter()
+        .filter(|&level| level > -50.0)
         .count();
     loud as f64 * 0.02
 }
