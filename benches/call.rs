@@ -1,7 +1,8 @@
 //! Live-call benchmark: voice-to-voice latency measured on the wire from
 //! the caller's side, against `switchboard run --flow flows/support.yaml`
-//! on 127.0.0.1, with a second `switchboard run --stay` taking the
-//! transfers (`--transfer-host`).
+//! on 127.0.0.1 (its clock set with `--at` to a Tuesday morning, when
+//! every department is open), with a second `switchboard run --stay`
+//! taking the transfers (`--transfer-host`).
 //!
 //! The caller is `switchboard call --play FIXTURE --play-after-prompt
 //! --json`: it waits for the agent's greeting and a 700 ms pause, plays a
@@ -50,6 +51,11 @@ const HANGUP_AFTER_PLAY_S: &str = "30";
 
 /// A caller's bound for the whole call.
 const CALL_TIMEOUT_S: &str = "90";
+
+/// The agent's clock starts at a Tuesday morning, when every department
+/// of the support flow is open, so calls route as the manifest says
+/// whenever the benchmark runs.
+const OPEN_HOURS: &str = "2025-01-07T10:00:00-05:00";
 
 /// The dead air a caller should never hear.
 const DEAD_AIR: Duration = Duration::from_secs(3);
@@ -854,11 +860,14 @@ fn main() {
             db.to_str().expect("a UTF-8 path"),
             "--metrics",
             &format!("127.0.0.1:{metrics_port}"),
+            "--at",
+            OPEN_HOURS,
         ],
     );
     println!(
         "Live-call benchmark on {cores} core(s): switchboard run --flow flows/support.yaml \
-         (ready in {:.1} s, RSS {:.0} MB idle), callers: switchboard call --play-after-prompt",
+         --at {OPEN_HOURS} (ready in {:.1} s, RSS {:.0} MB idle), callers: switchboard call \
+         --play-after-prompt",
         loading.elapsed().as_secs_f64(),
         rss(agent.pid()) as f64 / 1_048_576.0
     );
