@@ -19,6 +19,13 @@ impl RunningAgent {
     /// Starts `switchboard run --listen 127.0.0.1:PORT ARGS` with its log in
     /// `dir/agent.log`, and waits until it listens.
     pub async fn start(dir: &Path, args: &[&str]) -> RunningAgent {
+        Self::start_within(dir, args, Duration::from_secs(20)).await
+    }
+
+    /// [`RunningAgent::start`] with a bound of `bound` on the start: an
+    /// agent with a flow loads its models and synthesises the flow's
+    /// sentences before it listens.
+    pub async fn start_within(dir: &Path, args: &[&str], bound: Duration) -> RunningAgent {
         let port = super::free_port();
         let log = dir.join("agent.log");
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
@@ -35,7 +42,7 @@ impl RunningAgent {
             .expect("starting switchboard run");
         let agent = RunningAgent { child, port, log };
         agent
-            .wait_for_line("switchboard: listening on", Duration::from_secs(20))
+            .wait_for_line("switchboard: listening on", bound)
             .await;
         agent
     }
