@@ -19,9 +19,12 @@
 //!    the calls went.
 //! 2. Concurrency sweep: waves of 1, 2, 4 and 8 simultaneous calls (each
 //!    wave's callers start together, so they speak at about the same
-//!    time). Prints per level the voice-to-voice p50/p95/max, the agent's
-//!    CPU (`/proc/PID/stat`) and its resident memory before the level and
-//!    at its peak (`VmRSS`, sampled every 50 ms), per additional call.
+//!    time; the agent runs with `--max-calls` raised to the highest
+//!    level). Prints per level the voice-to-voice p50/p95/max, the agent's
+//!    own end-of-speech-to-reply latency from its records (the turns it
+//!    recorded: a caller that hangs up first leaves none), the agent's CPU
+//!    (`/proc/PID/stat`) and its resident memory before the level and at
+//!    its peak (`VmRSS`, sampled every 50 ms), per additional call.
 //!
 //! Writes every latency to `target/bench-call/latencies.csv` and draws the
 //! single-call distribution (histogram and CDF) to `docs/latency.svg`.
@@ -45,9 +48,10 @@ use serde_json::Value;
 
 /// How long a caller stays after its file has played when the agent
 /// neither transfers nor hangs up (a clarifying question waits for an
-/// answer we do not give); long enough for a slow reply under load to
-/// end in its transfer.
-const HANGUP_AFTER_PLAY_S: &str = "30";
+/// answer we do not give): long enough for the slowest reply seen to end
+/// in its transfer, alone and with 8 calls at once (replies up to 25 s).
+const HANGUP_AFTER_PLAY_S: u64 = 30;
+const HANGUP_AFTER_PLAY_LOADED_S: u64 = 60;
 
 /// A caller's bound for the whole call.
 const CALL_TIMEOUT_S: &str = "90";
@@ -286,7 +290,7 @@ impl CallResult {
 }
 
 /// The arguments of one `switchboard call`.
-fn caller(agent_port: u16, fixture: &Fixture) -> Command {
+fn caller(agent_port: u16, fixture: &Fixture, hangup_after_play: u64) -> Command {
     let mut command = Command::new(binary());
     command
         .arg("call")
@@ -294,7 +298,8 @@ fn caller(agent_port: u16, fixture: &Fixture) -> Command {
         .arg("--play")
         .arg(root().join("audio-fixtures").join(&fixture.file))
         .args(["--play-after-prompt", "--json", "--listen", "127.0.0.1:0"])
-        .args(["--hangup-after-play", HANGUP_AFTER_PLAY_S])
+        .arg("--hangup-after-play")
+        .arg(hangup_after_play.to_string())
         .args(["--stay-after-transfer", "0.5", "--timeout", CALL_TIMEOUT_S])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -309,9 +314,14 @@ fn call_wave(
     phase: &'static str,
     fixtures: &[Fixture],
 ) -> Vec<CallResult> {
+    let hangup_after_play = if fixtures.len() > 1 {
+        HANGUP_AFTER_PLAY_LOADED_S
+    } else {
+        HANGUP_AFTER_PLAY_S
+    };
     let children: Vec<(Fixture, std::io::Result<Child>)> = fixtures
         .iter()
-        .map(|f| (f.clone(), caller(agent.port, f).spawn()))
+        .map(|f| (f.clone(), caller(agent.port, f, hangup_after_play).spawn()))
         .collect();
     let concurrency = fixtures.len();
     children
@@ -516,18 +526,24 @@ fn sweep(
 ) -> Vec<CallResult> {
     println!("concurrency sweep: {calls} calls per level, in waves that start together");
     println!(
-        "  {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>10} {:>11} {:>11} {:>13}",
+        "  {:>5} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>5} {:>9} {:>9} {:>9} {:>11} {:>17}",
         "calls",
         "placed",
+        "answered",
         "replied",
         "v2v p50",
         "v2v p95",
         "v2v max",
+        "reply p50",
+        "reply p95",
+        "turns",
         "agent CPU",
         "RSS before",
         "RSS peak",
-        "RSS per call"
+        "RSS per call",
+        "over sweep start"
     );
+    let sweep_start_rss = rss(agent.pid());
     let mut all = Vec::new();
     let mut next = 0;
     for &level in levels {
@@ -547,20 +563,30 @@ fn sweep(
         let elapsed = started.elapsed();
         let cpu = cpu_time(agent.pid()).saturating_sub(cpu_before);
         let rss_peak = peak.finish();
+        let answered = results
+            .iter()
+            .filter(|r| r.report.as_ref().is_some_and(|r| r["answered"] == true))
+            .count();
         let v2v = sorted(results.iter().filter_map(CallResult::voice_to_voice));
+        let reply = sorted(results.iter().filter_map(|r| r.turn_ms("reply_ms")));
         let mb = |bytes: u64| bytes as f64 / 1_048_576.0;
         println!(
-            "  {:>5} {:>6} {:>8} {:>9} {:>9} {:>9} {:>9.0}% {:>8.0} MB {:>8.0} MB {:>10.1} MB",
+            "  {:>5} {:>6} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} {:>5} {:>8.0}% {:>6.0} MB {:>6.0} MB {:>8.1} MB {:>14.1} MB",
             level,
             results.len(),
+            answered,
             v2v.len(),
             ms(percentile(&v2v, 0.50)),
             ms(percentile(&v2v, 0.95)),
             ms(v2v.last().copied()),
+            ms(percentile(&reply, 0.50)),
+            ms(percentile(&reply, 0.95)),
+            reply.len(),
             100.0 * cpu.as_secs_f64() / elapsed.as_secs_f64(),
             mb(rss_before),
             mb(rss_peak),
             mb(rss_peak.saturating_sub(rss_before)) / level as f64,
+            mb(rss_peak.saturating_sub(sweep_start_rss)) / level as f64,
         );
         for result in results.iter().filter(|r| r.error.is_some()) {
             print_call(result);
@@ -636,7 +662,8 @@ fn latency_svg(values: &[u64], title: &str) -> String {
     .into_iter()
     .find(|b| max / b < 30.0)
     .unwrap_or(10_000.0);
-    let bins = (max / bin).floor() as usize + 1;
+    // One empty bin on the right, so the last bar stands clear of the axis.
+    let bins = (max / bin).floor() as usize + 2;
     let x_max = bins as f64 * bin;
     let mut counts = vec![0usize; bins];
     for &v in values {
@@ -691,30 +718,30 @@ fn latency_svg(values: &[u64], title: &str) -> String {
         svg,
         r##"<path d="{path}" fill="none" stroke="#c0392b" stroke-width="2"/>"##
     );
+    // p50 and p95 as dashed lines labelled above the plot, the figures in
+    // a legend at its top left.
+    let mut legend = Vec::new();
     for (p, label) in [(0.50, "p50"), (0.95, "p95")] {
         if let Some(v) = percentile(values, p) {
+            legend.push(format!("{label} {v} ms"));
             let _ = writeln!(
                 svg,
-                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#555" stroke-dasharray="4 3"/><text x="{3:.1}" y="{4}" fill="#555" text-anchor="{5}">{label} {v} ms</text>"##,
+                r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#555" stroke-dasharray="4 3"/><text x="{0:.1}" y="{3}" fill="#555" text-anchor="middle">{label}</text>"##,
                 x(v as f64),
                 top,
                 top + plot_h,
-                // Labels of lines in the right half go on their left.
-                x(v as f64)
-                    + if x(v as f64) > left + plot_w / 2.0 {
-                        -4.0
-                    } else {
-                        4.0
-                    },
-                top + 14.0 + if label == "p95" { 14.0 } else { 0.0 },
-                if x(v as f64) > left + plot_w / 2.0 {
-                    "end"
-                } else {
-                    "start"
-                }
+                top - 5.0,
             );
         }
     }
+    legend.push(format!("max {} ms, {} calls", max, values.len()));
+    let _ = writeln!(
+        svg,
+        r##"<text x="{}" y="{}" fill="#333">{}</text>"##,
+        left + 8.0,
+        top + 16.0,
+        legend.join(", ")
+    );
     // Axes, ticks and labels.
     let _ = writeln!(
         svg,
@@ -847,6 +874,7 @@ fn main() {
         &["--stay", "--no-records", "--max-calls", "100"],
     );
     let flow = root.join("flows/support.yaml");
+    let max_calls = levels.iter().copied().max().unwrap_or(1).max(4);
     let agent = Agent::start(
         &dir,
         "agent",
@@ -862,6 +890,10 @@ fn main() {
             &format!("127.0.0.1:{metrics_port}"),
             "--at",
             OPEN_HOURS,
+            // The default (4) answers a fifth call 486; the sweep goes
+            // beyond it.
+            "--max-calls",
+            &max_calls.to_string(),
         ],
     );
     println!(
