@@ -1,4 +1,4 @@
-//! `switchboard calls [--db FILE] [--limit N] [--json] [CALL-ID]`: the call
+//! `switchboard calls [--db FILE] [--limit N] [--json] [--last | CALL-ID]`: the call
 //! records `run` keeps: the latest calls, or one call with its turns.
 
 use std::path::PathBuf;
@@ -19,6 +19,9 @@ pub struct Args {
     /// Print JSON (one object per call).
     #[arg(long)]
     json: bool,
+    /// Show the latest call with its turns.
+    #[arg(long, conflicts_with = "call_id")]
+    last: bool,
     /// Show this call (its Call-ID) with its turns.
     call_id: Option<String>,
 }
@@ -31,7 +34,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
         );
     }
     let store = Store::open(&args.db)?;
-    match &args.call_id {
+    let latest = if args.last {
+        match store.list(1)?.into_iter().next() {
+            Some(call) => Some(call.start.call_id),
+            None => bail!("no calls in {}", args.db.display()),
+        }
+    } else {
+        args.call_id.clone()
+    };
+    match &latest {
         Some(call_id) => {
             let Some(call) = store.show(call_id)? else {
                 bail!("no call {call_id:?} in {}", args.db.display());
