@@ -10,7 +10,8 @@ use std::sync::Arc;
 use common::*;
 use switchboard::audio::read_file;
 use switchboard::speech::stt::{
-    load_default, SpeechToText, SttPool, TranscribeOptions, WhisperConfig, WhisperStt,
+    load_default, Cancel, SpeechToText, SttError, SttPool, TranscribeOptions, WhisperConfig,
+    WhisperStt,
 };
 use switchboard::speech::text::word_errors;
 
@@ -71,6 +72,31 @@ fn fixtures_are_transcribed_within_the_word_error_budget() {
         "word error rate {:.2}% is above 8%",
         100.0 * wer
     );
+}
+
+#[test]
+fn an_abandoned_request_is_not_decoded_and_a_live_one_is() {
+    let _cpu = cpu_lock();
+    let stt = whisper();
+    let audio = read_file(&fixtures().join("billing-01-piper.wav")).unwrap();
+    let abandoned = Cancel::default();
+    abandoned.cancel();
+    let options = TranscribeOptions {
+        cancel: Some(abandoned),
+        ..Default::default()
+    };
+    let result = stt.transcribe(&audio, &options);
+    assert!(matches!(result, Err(SttError::Cancelled)), "{result:?}");
+    // whisper.cpp polls the flag while it decodes: a flag never set must
+    // never stop it.
+    for _ in 0..3 {
+        let options = TranscribeOptions {
+            cancel: Some(Cancel::default()),
+            ..Default::default()
+        };
+        let heard = stt.transcribe(&audio, &options).unwrap();
+        assert!(heard.text.to_lowercase().contains("bill"), "{heard:?}");
+    }
 }
 
 #[test]

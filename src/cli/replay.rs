@@ -98,6 +98,7 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     let opening = simulator.call(at, caller.clone(), DestinationState::default());
     let options = TranscribeOptions {
         prompt: (!args.no_prompt).then(|| opening.opening().said().collect::<Vec<_>>().join(" ")),
+        ..Default::default()
     };
     let mut failed = false;
     for file in &args.files {

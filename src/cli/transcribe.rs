@@ -60,6 +60,7 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     }
     let options = TranscribeOptions {
         prompt: args.prompt,
+        ..Default::default()
     };
     let mut failed = false;
     for file in &args.files {

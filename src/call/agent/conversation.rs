@@ -192,6 +192,14 @@ struct Job {
     result: Option<Heard>,
 }
 
+impl Drop for Job {
+    /// A job replaced by newer audio, or left when the call ends, stops:
+    /// its recognition is abandoned in the pool (see `SttPool::transcribe`).
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 /// The caller's turn being answered: for latency and the call record.
 #[derive(Debug, Clone)]
 struct Answering {
@@ -509,6 +517,7 @@ impl Conversation {
         });
         let options = TranscribeOptions {
             prompt: (!self.last_said.is_empty()).then(|| self.last_said.clone()),
+            ..Default::default()
         };
         let handle = tokio::spawn(async move {
             let transcript = mode.stt.transcribe(audio, options).await;
@@ -774,10 +783,7 @@ impl Conversation {
         }
     }
 
-    async fn on_spoken(
-        &mut self,
-        spoken: Option<(Sentence, Synthesized)>,
-    ) -> Option<Ending> {
+    async fn on_spoken(&mut self, spoken: Option<(Sentence, Synthesized)>) -> Option<Ending> {
         let (sentence, result) = spoken?;
         match result {
             Ok((clip, elapsed)) => {
@@ -1122,9 +1128,7 @@ async fn job_done(job: &mut Option<Job>) -> Heard {
     }
 }
 
-async fn synthesis_done(
-    synthesis: &mut Option<Synthesis>,
-) -> Option<(Sentence, Synthesized)> {
+async fn synthesis_done(synthesis: &mut Option<Synthesis>) -> Option<(Sentence, Synthesized)> {
     let Some((_, handle)) = synthesis.as_mut() else {
         return std::future::pending().await;
     };

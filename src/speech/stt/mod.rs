@@ -5,6 +5,7 @@
 //! threads fed by a bounded queue, so inference never runs on the runtime's
 //! threads and load turns into queueing, not into more threads.
 
+mod cpu;
 mod pool;
 mod whisper;
 
@@ -62,6 +63,30 @@ pub struct TranscribeOptions {
     /// Text that primes the decoder with the expected vocabulary (Whisper's
     /// initial prompt), for example the call flow's intent names.
     pub prompt: Option<String>,
+    /// Set once nobody waits for the result any more (the caller went on
+    /// talking, or hung up): a decode not yet started is skipped, and one
+    /// under way stops at its next step.
+    pub cancel: Option<Cancel>,
+}
+
+/// A flag that abandons a recognition (see [`TranscribeOptions::cancel`]).
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The flag's address, for a C callback that reads it while this
+    /// `Cancel` (or a clone) is alive.
+    pub(crate) fn flag_ptr(&self) -> *mut std::ffi::c_void {
+        std::sync::Arc::as_ptr(&self.0) as *mut std::ffi::c_void
+    }
 }
 
 /// Why recognition failed.
@@ -73,6 +98,8 @@ pub enum SttError {
     Inference(String),
     #[error("the speech recogniser has shut down")]
     Closed,
+    #[error("speech recognition was abandoned")]
+    Cancelled,
 }
 
 /// A speech recogniser. Implementations are shared between threads; each

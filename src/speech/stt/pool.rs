@@ -5,7 +5,7 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{SpeechToText, SttError, TranscribeOptions, Transcript};
+use super::{Cancel, SpeechToText, SttError, TranscribeOptions, Transcript};
 use crate::audio::Samples;
 
 struct Job {
@@ -55,12 +55,15 @@ impl SttPool {
     /// Recognises `audio` on a worker thread.
     ///
     /// Cancel safety: dropping the future before it completes abandons the
-    /// result; the worker still finishes the job it started.
+    /// job: a queued job is skipped, and a running decode stops early, so
+    /// abandoned speculative work does not delay the next caller.
     pub async fn transcribe(
         &self,
         audio: Samples,
-        options: TranscribeOptions,
+        mut options: TranscribeOptions,
     ) -> Result<Transcript, SttError> {
+        let cancel = options.cancel.get_or_insert_with(Cancel::default).clone();
+        let _abandon_on_drop = CancelOnDrop(cancel);
         let (reply, result) = oneshot::channel();
         let sender = self.sender.as_ref().ok_or(SttError::Closed)?;
         sender
@@ -72,6 +75,14 @@ impl SttPool {
             .await
             .map_err(|_| SttError::Closed)?;
         result.await.map_err(|_| SttError::Closed)?
+    }
+}
+
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
     }
 }
 

@@ -25,7 +25,8 @@ use whisper_rs::{
     FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState,
 };
 
-use super::{SpeechToText, SttError, TranscribeOptions, Transcript};
+use super::cpu::CpuBudget;
+use super::{Cancel, SpeechToText, SttError, TranscribeOptions, Transcript};
 use crate::audio::resample::resample;
 use crate::audio::{SampleRate, Samples};
 use crate::models::ModelError;
@@ -189,8 +190,23 @@ impl WhisperStt {
                 .create_state()
                 .map_err(|e| SttError::Inference(format!("creating a decoder state: {e}")))?,
         };
+        if options.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            return Err(SttError::Cancelled);
+        }
+        let cores = CpuBudget::global().take(self.config.threads);
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(self.config.threads as i32);
+        params.set_n_threads(cores.threads as i32);
+        if let Some(cancel) = &options.cancel {
+            // whisper-rs 0.16's `set_abort_callback_safe` hands its
+            // trampoline a pointer of another type than it reads (a boxed
+            // trait object read as the closure), so the flag is passed
+            // raw. SAFETY: `aborted` reads an AtomicBool through the
+            // pointer; `options`, which owns the flag, outlives `full`.
+            unsafe {
+                params.set_abort_callback(Some(aborted));
+                params.set_abort_callback_user_data(cancel.flag_ptr());
+            }
+        }
         params.set_translate(false);
         params.set_no_context(true);
         params.set_no_timestamps(true);
@@ -216,6 +232,11 @@ impl WhisperStt {
             params.set_initial_prompt(prompt);
         }
         let result = state.full(params, pcm);
+        drop(cores);
+        if options.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+            // The state may hold a half-run graph: start afresh next time.
+            return Err(SttError::Cancelled);
+        }
         let pass = result
             .map_err(|e| SttError::Inference(e.to_string()))
             .and_then(|()| Self::read_pass(&state));
@@ -264,6 +285,14 @@ impl WhisperStt {
             no_speech,
             language,
         })
+    }
+}
+
+/// whisper.cpp's abort callback: true once the request was abandoned.
+unsafe extern "C" fn aborted(flag: *mut std::ffi::c_void) -> bool {
+    // SAFETY: the pointer is `Cancel::flag_ptr` of a live request.
+    unsafe {
+        (*(flag as *const std::sync::atomic::AtomicBool)).load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -41,6 +41,10 @@ impl PiperTts {
             .map_err(|e| ort_err(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| ort_err(e.to_string()))?
+            // Spinning worker threads would take cores from whisper.cpp's
+            // own spinning threads (see speech::stt::cpu): park them.
+            .with_intra_op_spinning(false)
+            .map_err(|e| ort_err(e.to_string()))?
             .commit_from_file(model)
             .map_err(|e| load_err(model, format!("ONNX Runtime could not load it: {e}")))?;
         Ok(PiperTts {
