@@ -208,7 +208,17 @@ struct Frame {
     data: Vec<f32>,
     /// When its first sample arrived (its `now` minus its duration).
     start: Instant,
+    level: f32,
+    /// Voice by the model and the noise floor alone, echo or not.
+    voiced: bool,
 }
+
+/// Looking back from a barge-in's onset: frames of the caller's word at
+/// most this far (12 dB) below the talk that decided the barge-in ...
+const BARGE_IN_LOOKBACK_DB: f32 = 12.0;
+/// ... with gaps of at most this many 20 ms frames (100 ms, the dip
+/// between two syllables or short words) between them.
+const BARGE_IN_LOOKBACK_GAP: usize = 5;
 
 #[derive(Debug)]
 enum State {
@@ -316,6 +326,11 @@ impl Endpointer {
                 self.history.push_back(Frame {
                     data: frame.data.clone(),
                     start,
+                    level,
+                    voiced: score > vad::VOICE_THRESHOLD
+                        && level
+                            > (floor + self.config.continue_margin_db)
+                                .max(self.config.min_speech_level_dbfs),
                 });
                 self.history_samples += frame.data.len();
                 let keep = samples_of(self.config.history, rate);
@@ -390,7 +405,8 @@ impl Endpointer {
     pub fn handle_barge_in(&mut self, now: Instant, onset_at: Instant) {
         if matches!(self.state, State::Listening { .. }) {
             let rate = self.rate.unwrap_or(SampleRate::TELEPHONE);
-            self.open_turn(now, onset_at, rate);
+            let onset = self.word_start_before(onset_at);
+            self.open_turn(now, onset, rate);
             // The speech goes on: the barge-in was decided on voice.
             if let State::InTurn(turn) = &mut self.state {
                 turn.voiced_end = turn.audio.len();
@@ -399,6 +415,39 @@ impl Endpointer {
         }
         self.agent_speaking = false;
         self.echo_until = None;
+    }
+
+    /// Where the caller's speech began, for a barge-in decided on talk
+    /// from `onset_at`. While the agent plays, the detector needs talk to
+    /// stand clear of the loudest echo the line might have; early in a call,
+    /// before the echo is known, that can miss the caller's first words.
+    /// So the onset moves back over the voiced frames just before it that
+    /// are nearly as loud as the talk (within 12 dB: louder than an echo
+    /// the detector's margin would allow), across short gaps.
+    fn word_start_before(&self, onset_at: Instant) -> Instant {
+        let talk = self
+            .history
+            .iter()
+            .filter(|f| f.start >= onset_at && f.voiced)
+            .map(|f| f.level)
+            .fold(f32::NEG_INFINITY, f32::max);
+        if !talk.is_finite() {
+            return onset_at;
+        }
+        let mut onset = onset_at;
+        let mut gap = 0;
+        for frame in self.history.iter().rev().filter(|f| f.start < onset_at) {
+            if frame.voiced && frame.level >= talk - BARGE_IN_LOOKBACK_DB {
+                onset = frame.start;
+                gap = 0;
+            } else {
+                gap += 1;
+                if gap > BARGE_IN_LOOKBACK_GAP {
+                    break;
+                }
+            }
+        }
+        onset
     }
 
     /// Starts the no-input timer: [`EndpointerEvent::NoInput`] follows
@@ -932,6 +981,35 @@ mod tests {
         let turn = &ended[0].1;
         assert!(near(turn.speech_duration, ms(1_000), ms(60)));
         assert!(near(turn.audio.duration(), ms(1_400), ms(60)));
+    }
+
+    #[test]
+    fn a_late_barge_in_takes_the_callers_words_from_their_start() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.endpointer.handle_playback(line.now(), true);
+        // No echo on this line; the caller starts at 800 ms, but the
+        // barge-in detector (not trusting the line yet) decides only on
+        // talk from 1 300 ms.
+        line.feed(&silence(ms(300)));
+        line.feed(&voice(ms(500), -28.0, 2));
+        let onset = line.now();
+        line.feed(&voice(ms(200), -22.0, 1));
+        line.endpointer.handle_barge_in(line.now(), onset);
+        line.drain(line.now());
+        line.feed(&voice(ms(600), -22.0, 1));
+        line.feed(&silence(ms(1_000)));
+        // (The synthetic voice's first frames are soft: they start no
+        // word, but the lead-in keeps them.)
+        let started = line.started();
+        assert_eq!(started.len(), 1);
+        assert!(near(started[0], ms(800), ms(80)), "{started:?}");
+        let turn = &line.ended()[0].1;
+        assert!(
+            turn.audio.duration() >= ms(1_300 + 200),
+            "{:?}",
+            turn.audio.duration()
+        );
     }
 
     #[test]
