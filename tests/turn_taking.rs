@@ -364,8 +364,19 @@ struct BargeIns {
     /// Calls whose turn missed the start of the caller's speech (the first
     /// word drowned in the agent's echo, before the onset reported).
     late_turns: Vec<String>,
+    /// Calls whose turn took in much audio from before the caller's
+    /// speech (the agent's echo): more than the lead-in and a frame.
+    early_turns: Vec<String>,
     /// Anything else wrong.
     failures: Vec<String>,
+}
+
+/// Turn audio before the caller's onset beyond this is the agent's echo
+/// (the endpointer keeps a 200 ms lead-in).
+const EARLY_MS: usize = 300;
+
+fn samples_of_ms(ms: usize) -> usize {
+    ms * RATE / 1000
 }
 
 /// The agent says one fixture (twice over, so that it is still talking),
@@ -428,6 +439,11 @@ fn talk_over_the_agent(greeting: bool) -> BargeIns {
                         "{name}: turn from {} ms after the onset",
                         (begin - real_start) / 8
                     ));
+                } else if begin + samples_of_ms(EARLY_MS) < real_start {
+                    result.early_turns.push(format!(
+                        "{name}: turn from {} ms before the onset",
+                        (real_start - begin) / 8
+                    ));
                 }
             }
             turns => result
@@ -444,15 +460,22 @@ fn report(what: &str, result: &BargeIns) {
     if let (Some(first), Some(last)) = (delays.first(), delays.last()) {
         println!(
             "{what}: caller onset -> barge-in over {} calls: p50 {} ms, p95 {} ms, \
-             min {first} ms, max {last} ms, {} over 250 ms; {} turns missing the first word",
+             min {first} ms, max {last} ms, {} over 250 ms; {} turns missing the first word, \
+             {} taking in more than {EARLY_MS} ms before it",
             delays.len(),
             percentile(delays, 0.5),
             percentile(delays, 0.95),
             delays.iter().filter(|d| **d > 250).count(),
-            result.late_turns.len()
+            result.late_turns.len(),
+            result.early_turns.len()
         );
     }
-    for line in result.late_turns.iter().chain(&result.failures) {
+    for line in result
+        .late_turns
+        .iter()
+        .chain(&result.early_turns)
+        .chain(&result.failures)
+    {
         println!("  {line}");
     }
 }
