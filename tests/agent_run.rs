@@ -251,7 +251,19 @@ async fn without_anything_to_play_each_call_is_answered_and_hung_up_at_once() {
     let dir = common::temp_dir("run-hangup");
     let metrics_port = common::free_port();
     let metrics_addr = format!("127.0.0.1:{metrics_port}");
-    let agent = RunningAgent::start(&dir, &["--max-calls", "50", "--metrics", &metrics_addr]).await;
+    let events = dir.join("events.jsonl");
+    let agent = RunningAgent::start(
+        &dir,
+        &[
+            "--max-calls",
+            "50",
+            "--metrics",
+            &metrics_addr,
+            "--event-log",
+            events.to_str().unwrap(),
+        ],
+    )
+    .await;
     let scenario = common::root()
         .join("benches")
         .join("sipp")
@@ -283,6 +295,25 @@ async fn without_anything_to_play_each_call_is_answered_and_hung_up_at_once() {
     );
     assert!(metrics.contains("switchboard_active_calls 0"), "{metrics}");
     assert!(agent.stop(STEP).await);
+    // And the JSON event log: one object per line, every call's end in it.
+    let text = std::fs::read_to_string(&events).expect("the event log");
+    let mut ended = std::collections::HashSet::new();
+    for line in text.lines() {
+        let event: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert!(
+            event["time"].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{line}"
+        );
+        let call = event["call"].as_str().expect("a call id");
+        if event["event"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("ended"))
+        {
+            ended.insert(call.to_string());
+        }
+    }
+    assert_eq!(ended.len(), 200, "{}", &text[..text.len().min(2000)]);
 }
 
 /// GET /metrics.

@@ -130,6 +130,10 @@ pub struct AnswerOptions {
     /// Serve Prometheus metrics on http://ADDR/metrics.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<SocketAddr>,
+    /// Also append every call event to FILE, one JSON object per line
+    /// (time, call, event).
+    #[arg(long, value_name = "FILE")]
+    event_log: Option<PathBuf>,
     /// Answer with a call flow (checked at start; several flows: a call
     /// goes to the one named by the dialled user part, else the first).
     /// Reloaded on SIGHUP.
@@ -192,6 +196,7 @@ impl AnswerOptions {
             stay: self.stay || file.stay,
             record_dir: self.record_dir.or(file.record_dir),
             metrics: self.metrics.or(file.metrics),
+            event_log: self.event_log.or(file.event_log),
             db: self.db.or(file.db),
             no_records: self.no_records || file.no_records,
             flow: if self.flow.is_empty() {
@@ -317,6 +322,10 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
         Some(account) => account.id.clone(),
         None => format!("sip:{}@{}", config.contact_user, config.listen),
     };
+    if let Some(path) = &options.event_log {
+        crate::call::log::open_json_log(path)
+            .with_context(|| format!("cannot open --event-log {}", path.display()))?;
+    }
     let metrics = Arc::new(Metrics::default());
     let records = if options.no_records {
         None
