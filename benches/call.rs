@@ -36,6 +36,8 @@
 //! `CALL_BENCH_LEVELS` (default `1,2,4,8`), `CALL_BENCH_SVG` (where the
 //! SVG goes; `0` for nowhere).
 
+mod common;
+
 use std::fmt::Write as _;
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
@@ -44,6 +46,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::{cpu_time, env_or, free_port, rss, temp_dir};
 use serde_json::Value;
 
 /// How long a caller stays after its file has played when the agent
@@ -63,23 +66,6 @@ const OPEN_HOURS: &str = "2025-01-07T10:00:00-05:00";
 
 /// The dead air a caller should never hear.
 const DEAD_AIR: Duration = Duration::from_secs(3);
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP port");
-        let port = udp.local_addr().expect("a bound address").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_switchboard")
@@ -145,30 +131,6 @@ impl Agent {
     }
 }
 
-/// User + system CPU time of a process so far, from /proc.
-fn cpu_time(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) in parens.
-    let Some(close) = stat.rfind(')') else {
-        return Duration::ZERO;
-    };
-    let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
-    let field = |i: usize| -> u64 { fields.get(i).and_then(|v| v.parse().ok()).unwrap_or(0) };
-    // utime and stime, in ticks of 1/100 s (CLK_TCK on Linux).
-    Duration::from_millis((field(11) + field(12)) * 10)
-}
-
-/// Resident memory of a process, bytes.
-fn rss(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .unwrap_or(0)
-        * 1024
-}
-
 /// Samples a process's VmRSS every 50 ms until dropped; keeps the peak.
 struct RssPeak {
     peak: Arc<AtomicU64>,
@@ -178,13 +140,13 @@ struct RssPeak {
 
 impl RssPeak {
     fn start(pid: u32) -> RssPeak {
-        let peak = Arc::new(AtomicU64::new(rss(pid)));
+        let peak = Arc::new(AtomicU64::new(rss(pid).unwrap_or(0)));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (peak, stop) = (peak.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    peak.fetch_max(rss(pid), Ordering::Relaxed);
+                    peak.fetch_max(rss(pid).unwrap_or(0), Ordering::Relaxed);
                     std::thread::sleep(Duration::from_millis(50));
                 }
             })
@@ -543,14 +505,14 @@ fn sweep(
         "RSS per call",
         "over sweep start"
     );
-    let sweep_start_rss = rss(agent.pid());
+    let sweep_start_rss = rss(agent.pid()).unwrap_or(0);
     let mut all = Vec::new();
     let mut next = 0;
     for &level in levels {
         let waves = calls.div_ceil(level);
-        let rss_before = rss(agent.pid());
+        let rss_before = rss(agent.pid()).unwrap_or(0);
         let peak = RssPeak::start(agent.pid());
-        let cpu_before = cpu_time(agent.pid());
+        let cpu_before = cpu_time(agent.pid()).unwrap_or_default();
         let started = Instant::now();
         let mut results = Vec::new();
         for _ in 0..waves {
@@ -561,7 +523,9 @@ fn sweep(
             results.extend(call_wave(agent, db, "sweep", &wave));
         }
         let elapsed = started.elapsed();
-        let cpu = cpu_time(agent.pid()).saturating_sub(cpu_before);
+        let cpu = cpu_time(agent.pid())
+            .unwrap_or_default()
+            .saturating_sub(cpu_before);
         let rss_peak = peak.finish();
         let answered = results
             .iter()
@@ -830,13 +794,6 @@ fn metrics(port: u16) -> String {
     response
 }
 
-fn temp_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-call-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating a temp dir");
-    dir
-}
-
 fn main() {
     let root = root();
     let cores = std::thread::available_parallelism()
@@ -863,7 +820,7 @@ fn main() {
         .collect();
     let sweep_calls = env_or("CALL_BENCH_SWEEP_CALLS", 16) as usize;
 
-    let dir = temp_dir();
+    let dir = temp_dir("call");
     let db = dir.join("calls.db");
     let (agent_port, target_port, metrics_port) = (free_port(), free_port(), free_port());
     let loading = Instant::now();
@@ -901,7 +858,7 @@ fn main() {
          --at {OPEN_HOURS} (ready in {:.1} s, RSS {:.0} MB idle), callers: switchboard call \
          --play-after-prompt",
         loading.elapsed().as_secs_f64(),
-        rss(agent.pid()) as f64 / 1_048_576.0
+        rss(agent.pid()).unwrap_or(0) as f64 / 1_048_576.0
     );
 
     let warm_up = call_wave(&agent, &db, "warm-up", &fixtures[..1]);

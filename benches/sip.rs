@@ -14,30 +14,16 @@
 //! it). Options through the environment: `SIP_BENCH_RATE` (default 1200),
 //! `SIP_BENCH_CALLS` (default 24000), `SIP_BENCH_HELD` (default 100).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{cpu_time, env_or, free_port, rss, temp_dir};
 use switchboard::audio::wav::{write_file, WavEncoding};
 use switchboard::audio::{SampleRate, Samples};
 use switchboard::media::g711::Law;
-
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    loop {
-        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("binding a UDP port");
-        let port = udp.local_addr().expect("a bound address").port();
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 struct Agent {
     child: Child,
@@ -69,28 +55,14 @@ impl Agent {
         Agent { child, port }
     }
 
-    /// User + system CPU time so far, from /proc.
+    /// User + system CPU time so far.
     fn cpu(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
-            .expect("reading /proc/PID/stat");
-        // Fields after the command name (which may hold spaces) in parens.
-        let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        // CLK_TCK is 100 on Linux.
-        Duration::from_millis(ticks * 10)
+        cpu_time(self.child.id()).expect("reading /proc/PID/stat")
     }
 
     /// Resident memory, bytes.
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("reading /proc/PID/status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
+        rss(self.child.id()).expect("reading /proc/PID/status")
     }
 
     fn stop(mut self) {
@@ -156,13 +128,6 @@ fn sipp(dir: &Path, scenario: &Path, target: &str, args: &[&str]) -> Command {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("switchboard-bench-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("creating a temp dir");
-    dir
 }
 
 fn call_setup_rate(root: &Path, rate: u64, calls: u64) {
