@@ -312,6 +312,23 @@ impl Call {
 
 /// Calls `user` at the PBX with `switchboard call ARGS --json` from a new
 /// number; after a REFER it stays a second with the target, then hangs up.
+/// Calls the agent's `user` and plays `file` once its greeting is over,
+/// as a caller answering it would, with `more` caller options.
+async fn answer_greeting(
+    pbx: &Pbx,
+    user: &str,
+    file: &Path,
+    more: &[&str],
+) -> Result<Call, String> {
+    let mut args = vec![
+        "--play",
+        file.to_str().expect("a UTF-8 path"),
+        "--play-after-prompt",
+    ];
+    args.extend_from_slice(more);
+    place_call(pbx, user, &args).await
+}
+
 async fn place_call(pbx: &Pbx, user: &str, args: &[&str]) -> Result<Call, String> {
     let number = next_number();
     let started = Instant::now();
@@ -358,6 +375,19 @@ struct Routed {
 }
 
 impl Routed {
+    /// Whether the agent's log of the call has a line containing `needle`.
+    fn logged(&self, needle: &str) -> bool {
+        self.lines.iter().any(|l| l.contains(needle))
+    }
+
+    /// A problem unless the agent's log of the call has `needle`.
+    fn require_logged(&mut self, needle: &str) {
+        if !self.logged(needle) {
+            self.problems
+                .push(format!("the agent's log has no {needle:?}"));
+        }
+    }
+
     fn result(self, what: &str) -> Result<String, String> {
         if self.problems.is_empty() {
             Ok(format!(
@@ -529,16 +559,7 @@ async fn lane(
             .clone()
             .expect("a fixture with a destination");
         let path = common::fixture_path(&fixture);
-        let placed = place_call(
-            pbx,
-            "switchboard",
-            &[
-                "--play",
-                path.to_str().expect("a UTF-8 path"),
-                "--play-after-prompt",
-            ],
-        )
-        .await;
+        let placed = answer_greeting(pbx, "switchboard", &path, &[]).await;
         let (routed, seconds) = match placed {
             Ok(call) => (
                 check_transfer(pbx, agent, flow, &call, &expected).await,
@@ -902,31 +923,14 @@ async fn dtmf_from_sipp(
 async fn dtmf_zero(pbx: &Pbx, agent: &RunningAgent, flow: &Flow) -> Result<String, String> {
     let call = place_call(pbx, "switchboard", &["--dtmf", "0", "--dtmf-at", "1"]).await?;
     let mut routed = check_transfer(pbx, agent, flow, &call, "operator").await;
-    if !routed
-        .lines
-        .iter()
-        .any(|l| l.contains("key 0 in node main"))
-    {
-        routed
-            .problems
-            .push("the agent's log has no \"key 0 in node main\"".into());
-    }
+    routed.require_logged("key 0 in node main");
     routed.result("pressing 0")
 }
 
 /// On a Sunday night a caller asking for support goes to voicemail.
 async fn after_hours(pbx: &Pbx, night: &RunningAgent, flow: &Flow) -> Result<String, String> {
     let speech = common::fixture_path(&fixture("support-01-piper.wav"));
-    let call = place_call(
-        pbx,
-        "afterhours",
-        &[
-            "--play",
-            speech.to_str().expect("a UTF-8 path"),
-            "--play-after-prompt",
-        ],
-    )
-    .await?;
+    let call = answer_greeting(pbx, "afterhours", &speech, &[]).await?;
     let mut routed = check_transfer(pbx, night, flow, &call, "voicemail").await;
     let closed = "closed by schedule office (Sun 2025-01-05 22:";
     if !routed
@@ -971,34 +975,22 @@ async fn llm_down(
         second.to_str().expect("a UTF-8 path"),
         both.to_str().expect("a UTF-8 path"),
     ]);
-    let call = place_call(
-        pbx,
-        "llm-down",
-        &[
-            "--play",
-            both.to_str().expect("a UTF-8 path"),
-            "--play-after-prompt",
-        ],
-    )
-    .await?;
+    let call = answer_greeting(pbx, "llm-down", &both, &[]).await?;
     let mut routed = check_transfer(pbx, agent, flow, &call, "retention").await;
-    let has = |needle: &str| routed.lines.iter().any(|l| l.contains(needle));
-    let mut problems = Vec::new();
     for needle in [
         "flow acme-support-llm-down",
         "reprompt for no_match (1 of 2)",
         "saying \"Sorry, I didn't quite get that.",
     ] {
-        if !has(needle) {
-            problems.push(format!("the agent's log has no {needle:?}"));
-        }
+        routed.require_logged(needle);
     }
     for needle in ["intent detection failed", "having trouble understanding"] {
-        if has(needle) {
-            problems.push(format!("the agent's log has {needle:?}"));
+        if routed.logged(needle) {
+            routed
+                .problems
+                .push(format!("the agent's log has {needle:?}"));
         }
     }
-    routed.problems.extend(problems);
     routed.result("LLM down")
 }
 
@@ -1013,16 +1005,11 @@ async fn failover(
 ) -> Result<String, String> {
     let speech = common::fixture_path(&fixture("billing-01-piper.wav"));
     let heard = dir.join("failover-heard.wav");
-    let call = place_call(
+    let call = answer_greeting(
         pbx,
         "failover",
-        &[
-            "--play",
-            speech.to_str().expect("a UTF-8 path"),
-            "--play-after-prompt",
-            "--record",
-            heard.to_str().expect("a UTF-8 path"),
-        ],
+        &speech,
+        &["--record", heard.to_str().expect("a UTF-8 path")],
     )
     .await?;
     let mut routed = check_transfer(pbx, agent, flow, &call, "billing").await;
@@ -1166,16 +1153,7 @@ async fn four_at_once(pbx: &Pbx, agent: &RunningAgent, flow: &Flow) -> Result<St
         let entry = fixture(file);
         let expected = entry.destination.clone().expect("a destination");
         let path = common::fixture_path(&entry);
-        let call = place_call(
-            pbx,
-            "switchboard",
-            &[
-                "--play",
-                path.to_str().expect("a UTF-8 path"),
-                "--play-after-prompt",
-            ],
-        )
-        .await?;
+        let call = answer_greeting(pbx, "switchboard", &path, &[]).await?;
         let routed = check_transfer(pbx, agent, flow, &call, &expected).await;
         Ok::<_, String>((call.call_id().to_string(), routed.result(file)))
     };
