@@ -40,7 +40,7 @@ pub mod noise_floor;
 pub mod voice;
 
 #[cfg(test)]
-mod test_signal;
+pub(crate) mod test_signal;
 
 use std::fmt;
 

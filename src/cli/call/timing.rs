@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::audio::Samples;
+use crate::call::turn::voice::SILENCE_DBFS;
 
 /// One RTP packet's worth of audio.
 pub const FRAME: Duration = Duration::from_millis(20);
@@ -52,9 +53,6 @@ pub const PROMPT_MIN_SPEECH: Duration = Duration::from_millis(300);
 /// Silences of the agent at least this long are listed in the report
 /// (shorter ones are pauses between words).
 pub const LISTED_SILENCE: Duration = Duration::from_millis(500);
-
-/// The level given to digital silence, so that levels compare.
-const SILENCE_DBFS: f32 = -100.0;
 
 /// The noise floor assumed for a file quieter than this: below it nothing
 /// survives G.711 anyway (its smallest step is about -78 dBFS).
@@ -402,7 +400,7 @@ fn silences(speech: &[Instant], from: Instant, to: Instant) -> Silences {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audio::SampleRate;
+    use crate::call::turn::test_signal;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -410,23 +408,15 @@ mod tests {
 
     /// `frames` frames of a 440 Hz tone whose RMS level is `dbfs`.
     fn tone(dbfs: f32, frames: usize) -> Samples {
-        let amplitude = 10f32.powf(dbfs / 20.0) * std::f32::consts::SQRT_2;
-        let data = (0..frames * 160)
-            .map(|n| amplitude * (std::f32::consts::TAU * 440.0 * n as f32 / 8000.0).sin())
-            .collect();
-        Samples::new(SampleRate::TELEPHONE, data)
+        test_signal::tone(440.0, dbfs, FRAME * frames as u32)
     }
 
     fn silence(frames: usize) -> Samples {
-        Samples::new(SampleRate::TELEPHONE, vec![0.0; frames * 160])
+        test_signal::silence(FRAME * frames as u32)
     }
 
     fn join(parts: &[Samples]) -> Samples {
-        let mut all = Samples::new(SampleRate::TELEPHONE, Vec::new());
-        for part in parts {
-            all.extend(part);
-        }
-        all
+        test_signal::concat(parts)
     }
 
     fn frame(dbfs: f32) -> Samples {
