@@ -485,6 +485,12 @@ fn a_caller_talking_over_the_agent_stops_it_within_250_ms_and_is_the_next_turn()
     let result = talk_over_the_agent(true);
     report("after a greeting", &result);
     assert!(result.failures.is_empty(), "{}", result.failures.join("\n"));
+    // Taking the turn back to the caller's word never takes in the echo.
+    assert!(
+        result.early_turns.is_empty(),
+        "{}",
+        result.early_turns.join("\n")
+    );
     assert_eq!(result.delays.len(), 80);
     let p95 = percentile(&result.delays, 0.95);
     assert!(p95 <= 250, "p95 onset -> barge-in {p95} ms");
@@ -500,6 +506,11 @@ fn a_caller_talking_over_the_first_prompt_is_heard_too() {
     let result = talk_over_the_agent(false);
     report("first prompt", &result);
     assert_eq!(result.delays.len(), 80, "{:?}", result.failures);
+    assert!(
+        result.early_turns.is_empty(),
+        "{}",
+        result.early_turns.join("\n")
+    );
     let p50 = percentile(&result.delays, 0.5);
     assert!(p50 <= 250, "p50 onset -> barge-in {p50} ms");
 }
