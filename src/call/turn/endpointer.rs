@@ -83,12 +83,13 @@ pub struct EndpointerConfig {
     /// Audio kept before the onset (200 ms): the onset is found on voiced
     /// frames, and a soft start of a word precedes them.
     pub lead_in: Duration,
-    /// Silence kept after the last voiced frame (100 ms), for a soft end of
+    /// Silence kept after the last voiced frame (200 ms), for a soft end of
     /// a word; also how long the caller must be silent before the turn as
     /// it would end is handed over for transcription (a complete
-    /// [`EndpointerEvent::Partial`]): gaps within words are shorter
-    /// ([`min_pause`](Self::min_pause)). At most the silence that ends the
-    /// turn.
+    /// [`EndpointerEvent::Partial`]). 100 ms cut the end of the last word
+    /// of 3 of the 80 fixtures (a fricative the voice model no longer
+    /// scores as voice: tests/turn_taking.rs). At most the silence that
+    /// ends the turn.
     pub trailing_pad: Duration,
     /// While the caller talks, a [`EndpointerEvent::Partial`] every 600 ms
     /// of turn audio, so that transcription can run ahead of the turn's end.
@@ -129,7 +130,7 @@ impl Default for EndpointerConfig {
             finished_hangover: Duration::from_millis(250),
             max_utterance: Duration::from_secs(15),
             lead_in: Duration::from_millis(200),
-            trailing_pad: Duration::from_millis(100),
+            trailing_pad: Duration::from_millis(200),
             partial_interval: Duration::from_millis(600),
             no_input_timeout: Duration::from_secs(5),
             speech_margin_db: 10.0,
@@ -1030,7 +1031,7 @@ mod tests {
         let turn = &ended[0].1;
         assert!(near(turn.speech_duration, ms(1_000), ms(60)));
         // Lead-in, speech, trailing pad.
-        assert!(near(turn.audio.duration(), ms(1_300), ms(60)));
+        assert!(near(turn.audio.duration(), ms(1_400), ms(60)));
     }
 
     /// A second of speech, then silence up to the complete partial: the
@@ -1061,8 +1062,8 @@ mod tests {
     #[test]
     fn finished_words_end_the_turn_sooner() {
         let (mut line, len) = paused_after_speech();
-        // Transcribed in 60 ms: the silence is not yet 250 ms.
-        line.feed(&silence(ms(60)));
+        // Transcribed in 20 ms: the silence is not yet 250 ms.
+        line.feed(&silence(ms(20)));
         line.endpointer.handle_reading(len, TurnReading::Finished);
         line.drain(line.now());
         assert!(line.ended().is_empty(), "{:?}", line.summary());
@@ -1079,7 +1080,8 @@ mod tests {
     #[test]
     fn a_reading_that_comes_after_the_finished_hangover_ends_the_turn_at_once() {
         let (mut line, len) = paused_after_speech();
-        line.feed(&silence(ms(200)));
+        // Past the finished hangover, short of the plain one (350 ms).
+        line.feed(&silence(ms(80)));
         assert!(line.ended().is_empty());
         line.endpointer.handle_reading(len, TurnReading::Finished);
         line.drain(line.now());

@@ -27,7 +27,7 @@
 //!
 //! For a quick answer, the driver transcribes each
 //! [`EndpointerEvent::Partial`] as it comes. The one that comes once the
-//! caller has been silent for the trailing pad (100 ms) carries the audio
+//! caller has been silent for the trailing pad (200 ms) carries the audio
 //! the turn will have if the caller does not go on; a reply can be
 //! prepared from it while the endpointer waits out the rest of the
 //! silence, and played on [`EndpointerEvent::TurnEnded`] when that turn's
