@@ -430,7 +430,7 @@ fn single_calls(agent: &Agent, db: &Path, fixtures: &[Fixture]) -> Vec<CallResul
     println!("greeting heard after the answer: {}", summary(&greeting));
     println!("the agent's first turn, from its records:");
     for (key, what) in [
-        ("stt_ms", "end of speech to transcript"),
+        ("stt_ms", "recognition, both passes"),
         ("intent_ms", "transcript to intent"),
         ("tts_ms", "intent to the reply's first audio"),
         ("reply_ms", "end of speech to the reply's first audio"),

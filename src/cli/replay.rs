@@ -19,8 +19,8 @@ use super::engines::load_recogniser;
 use crate::audio::read_file;
 use crate::flow::simulator::{address, Simulator};
 use crate::flow::DestinationState;
-use crate::intent::DetectorKind;
-use crate::speech::stt::{SpeechToText, TranscribeOptions, Transcript, WhisperConfig};
+use crate::intent::{second_opinion_wanted, DetectorKind};
+use crate::speech::stt::{Escalation, SpeechToText, TranscribeOptions, Transcript, WhisperConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -77,6 +77,8 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     let simulator = Simulator::load(&args.flow, models, args.detector)?;
     let config = WhisperConfig {
         threads: args.threads,
+        // As `run` does: the caller's language among the flow's.
+        languages: simulator.flow().languages(),
         ..Default::default()
     };
     let escalate =
@@ -98,14 +100,39 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     let opening = simulator.call(at, caller.clone(), DestinationState::default());
     let options = TranscribeOptions {
         prompt: (!args.no_prompt).then(|| opening.opening().said().collect::<Vec<_>>().join(" ")),
+        // As a live call does: the larger model only for a transcript the
+        // flow cannot route with confidence (see `second_opinion_wanted`).
+        escalation: Escalation::Defer,
         ..Default::default()
+    };
+    let second_options = TranscribeOptions {
+        escalation: Escalation::Only,
+        ..options.clone()
     };
     let mut failed = false;
     for file in &args.files {
         let heard = read_file(file)
             .map_err(anyhow::Error::from)
-            .and_then(|audio| Ok(stt.transcribe(&audio, &options)?));
-        let transcript = match heard {
+            .and_then(|audio| {
+                let first = stt.transcribe(&audio, &options)?;
+                Ok((audio, first))
+            });
+        let heard = heard.and_then(|(audio, first)| {
+            let mut call = simulator.call(at, caller.clone(), DestinationState::default());
+            let report = call.says(at, &first.text, detected_language(&first))?;
+            if !second_opinion_wanted(
+                first.second_opinion,
+                first.confidence,
+                report.intent.as_ref(),
+            ) {
+                return Ok((first, call, report));
+            }
+            let transcript = first.or_second_opinion(stt.transcribe(&audio, &second_options)?);
+            let mut call = simulator.call(at, caller.clone(), DestinationState::default());
+            let report = call.says(at, &transcript.text, detected_language(&transcript))?;
+            Ok((transcript, call, report))
+        });
+        let (transcript, _call, report) = match heard {
             Ok(t) => t,
             Err(e) => {
                 failed = true;
@@ -119,8 +146,6 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
                 continue;
             }
         };
-        let mut call = simulator.call(at, caller.clone(), DestinationState::default());
-        let report = call.says(at, &transcript.text, detected_language(&transcript))?;
         let target = report.destination();
         let intent = report.matched_intent();
         let confidence = report.intent.as_ref().map(|r| r.confidence);
@@ -132,6 +157,8 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
                 "file": file.display().to_string(),
                 "transcript": transcript.text,
                 "language": detected_language(&transcript),
+                "model": transcript.model,
+                "passes": transcript.passes,
                 "intent": intent,
                 "confidence": confidence.map(|c| (f64::from(c) * 1000.0).round() / 1000.0),
                 "destination": target.map(|t| t.destination.as_str()),

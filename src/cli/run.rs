@@ -26,7 +26,7 @@ use crate::metrics::Metrics;
 use crate::sip::agent::{
     Account, AgentConfig, AgentEvent, CancellationToken, SipAgent, Transports,
 };
-use crate::speech::stt::{SpeechToText, SttPool, WhisperConfig};
+use crate::speech::stt::{Escalation, SpeechToText, SttPool, TranscribeOptions, WhisperConfig};
 use std::sync::atomic::Ordering;
 
 /// Options of `switchboard run`, all of which may come from `--config`.
@@ -422,15 +422,6 @@ fn load_flow_mode(
         );
     }
     let started = std::time::Instant::now();
-    let stt = crate::speech::stt::load_default(models, WhisperConfig::default())?;
-    let identifies_language = stt.identifies_language();
-    eprintln!(
-        "switchboard: speech recognition loaded ({} ms)",
-        started.elapsed().as_millis()
-    );
-    let (tts, took) = super::engines::load_piper(models, 1)?;
-    eprintln!("switchboard: voice loaded ({} ms)", took.as_millis());
-    let started = std::time::Instant::now();
     let flows = FlowSet::load(&options.flow, models)?;
     eprintln!(
         "switchboard: {} flow{} loaded with their intents ({} ms)",
@@ -438,6 +429,31 @@ fn load_flow_mode(
         if options.flow.len() == 1 { "" } else { "s" },
         started.elapsed().as_millis()
     );
+    // The caller's language is identified among those the flows route on
+    // (fixed at start: a SIGHUP that adds one needs a restart for it).
+    let mut languages: Vec<String> = Vec::new();
+    for simulator in flows.flows() {
+        for language in simulator.flow().languages() {
+            if !languages.contains(&language) {
+                languages.push(language);
+            }
+        }
+    }
+    let started = std::time::Instant::now();
+    let stt = crate::speech::stt::load_default(
+        models,
+        WhisperConfig {
+            languages,
+            ..WhisperConfig::default()
+        },
+    )?;
+    let identifies_language = stt.identifies_language();
+    eprintln!(
+        "switchboard: speech recognition loaded ({} ms)",
+        started.elapsed().as_millis()
+    );
+    let (tts, took) = super::engines::load_piper(models, 1)?;
+    eprintln!("switchboard: voice loaded ({} ms)", took.as_millis());
     let phrases = Arc::new(Phrases::new(Arc::new(tts)));
     let started = std::time::Instant::now();
     for simulator in flows.flows() {
@@ -472,11 +488,25 @@ fn load_flow_mode(
                 .map(|&s| f32::from(s) / 32768.0)
                 .collect(),
         );
-        let heard = stt.transcribe(&audio, &Default::default())?;
+        // Both models: the larger one's first decode took 3 s more than
+        // its next ones, on a caller's turn.
+        let first = TranscribeOptions {
+            escalation: Escalation::Defer,
+            ..Default::default()
+        };
+        let heard = stt.transcribe(&audio, &first)?;
+        let larger = TranscribeOptions {
+            escalation: Escalation::Only,
+            ..Default::default()
+        };
+        let again = stt.transcribe(&audio, &larger)?;
         eprintln!(
-            "switchboard: speech recognition warmed up on the greeting ({} ms): {:?}",
+            "switchboard: speech recognition warmed up on the greeting ({} ms): {:?} ({}), {:?} ({})",
             started.elapsed().as_millis(),
-            heard.text
+            heard.text,
+            heard.model,
+            again.text,
+            again.model,
         );
     }
     let workers = options.stt_workers.unwrap_or(2);

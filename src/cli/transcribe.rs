@@ -26,6 +26,10 @@ pub struct Args {
     /// Language to force with a multilingual model (default: detect).
     #[arg(long)]
     language: Option<String>,
+    /// Languages to choose among when detecting, comma-separated ISO 639-1
+    /// codes (default: all of Whisper's).
+    #[arg(long, value_delimiter = ',')]
+    languages: Vec<String>,
     /// Encoder positions added to the audio's own (50 a second; 1500
     /// positions is Whisper's full 30 s window).
     #[arg(long, default_value_t = WhisperConfig::default().window_margin)]
@@ -48,6 +52,7 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
     let config = WhisperConfig {
         threads: args.threads,
         language: args.language.clone(),
+        languages: args.languages.clone(),
         window_margin: args.window_margin,
         escalate_below: args.escalate_below,
         ..Default::default()

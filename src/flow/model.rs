@@ -72,6 +72,34 @@ pub struct Flow {
     pub routing: Routing,
 }
 
+impl Flow {
+    /// The languages the flow tells callers apart by (its language
+    /// routing, and the languages its destinations speak), with English:
+    /// what a speech recogniser identifying the caller's language needs to
+    /// choose among.
+    pub fn languages(&self) -> Vec<String> {
+        let mut languages = vec!["en".to_string()];
+        let named = self
+            .routing
+            .languages
+            .0
+            .iter()
+            .map(|(language, _)| language);
+        let spoken = self
+            .destinations
+            .0
+            .iter()
+            .flat_map(|(_, d)| d.skills.languages.iter());
+        for language in named.chain(spoken) {
+            let language = language.trim().to_lowercase();
+            if !language.is_empty() && !languages.contains(&language) {
+                languages.push(language);
+            }
+        }
+        languages
+    }
+}
+
 /// How the flow works out what callers want: the detector, and the LLM
 /// it may use. Mapped to the intent layer's configuration by
 /// [`crate::flow::detector::detector_config`].

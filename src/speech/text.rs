@@ -127,6 +127,36 @@ pub fn collapse_repetitions(text: &str) -> String {
     words.join(" ")
 }
 
+/// A loop the token budget stopped inside its second copy: the text ends a
+/// sentence, then starts over with its own first words and breaks off
+/// ("I want to cancel my plan. I want to can"). Returns the first copy.
+/// Only a decode that used up its budget can be cut like this; a caller
+/// who repeats themselves says the whole sentence again, which
+/// [`collapse_repetitions`] handles.
+pub fn cut_restart(text: &str) -> Option<String> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let normalized: Vec<String> = words
+        .iter()
+        .map(|w| normalized_words(w).join(" "))
+        .collect();
+    // The earliest sentence end after which the rest is the beginning again
+    // (at least two words of it, the last possibly cut mid-word).
+    (1..words.len()).find_map(|k| {
+        let ends_sentence = words[k - 1].ends_with(['.', '?', '!']);
+        let tail = &normalized[k..];
+        let restarts = tail.len() >= 2
+            && tail.len() <= k
+            && tail.iter().zip(&normalized).enumerate().all(|(i, (t, u))| {
+                if i + 1 == tail.len() {
+                    !t.is_empty() && u.starts_with(t.as_str())
+                } else {
+                    t == u
+                }
+            });
+        (ends_sentence && restarts).then(|| words[..k].join(" "))
+    })
+}
+
 /// Finds (start, phrase length, copies) of the first back-to-back repeat.
 fn find_repetition(words: &[String]) -> Option<(usize, usize, usize)> {
     let max_n = words.len() / 2;
@@ -154,6 +184,24 @@ fn find_repetition(words: &[String]) -> Option<(usize, usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loop_cut_by_the_budget_is_its_first_copy() {
+        assert_eq!(
+            cut_restart("I would like to sign up for a new plan. I would like to sign up")
+                .as_deref(),
+            Some("I would like to sign up for a new plan.")
+        );
+        assert_eq!(
+            cut_restart("I wanted to update the card. I wanted to upd").as_deref(),
+            Some("I wanted to update the card.")
+        );
+        // Not a restart: other words, one word only, no sentence end.
+        assert_eq!(cut_restart("I want to cancel. I want a refund"), None);
+        assert_eq!(cut_restart("Billing please. Billing"), None);
+        assert_eq!(cut_restart("I want to go I want to"), None);
+        assert_eq!(cut_restart(""), None);
+    }
 
     #[test]
     fn splits_sentences_but_not_abbreviations_or_numbers() {

@@ -13,7 +13,12 @@
 //! been silent for its trailing pad ([`EndpointerEvent::Partial`] with
 //! `complete`); recognition and intent detection start then, while the
 //! endpointer waits out the rest of the silence, and the result is used
-//! when the turn ends with the same audio. Replies written in the flow are
+//! when the turn ends with the same audio. What the words read as goes
+//! back to the endpointer ([`Endpointer::handle_reading`]): a finished,
+//! understood request ends the turn after a shorter silence, words that
+//! stop mid-phrase make it wait longer. Only where the flow cannot route
+//! on the small speech model's words does the larger one decode the turn
+//! again ([`crate::intent::second_opinion_wanted`]). Replies written in the flow are
 //! already synthesised, so the first reply audio follows the decision at
 //! once.
 //!
@@ -36,17 +41,17 @@ use crate::call::leg::{LegEvent, MediaAddresses, MediaLeg};
 use crate::call::log::call_log;
 use crate::call::simple::{now_rfc3339, Outcome};
 use crate::call::transfer::{transfer, TransferPlan, TransferResult};
-use crate::call::turn::{BargeIn, BargeInEvent, Endpointer, EndpointerEvent};
+use crate::call::turn::{reading, BargeIn, BargeInEvent, Endpointer, EndpointerEvent, TurnReading};
 use crate::flow::interpreter::{Action, Event, Listen, Say, Transfer, TurnId};
 use crate::flow::model::Step;
 use crate::flow::simulator::{describe_target, Simulator};
 use crate::flow::Utterance;
-use crate::intent::{IntentError, IntentResult};
+use crate::intent::{second_opinion_wanted, IntentError, IntentResult};
 use crate::media::session::Clip;
 use crate::metrics::Stage;
 use crate::records::{CallEnd, CallRow, CallStart, TurnRecord};
 use crate::sip::agent::{CallEvent, CancellationToken, IncomingCall, SipAgent};
-use crate::speech::stt::{SttError, TranscribeOptions, Transcript};
+use crate::speech::stt::{Escalation, SttError, TranscribeOptions, Transcript};
 use crate::speech::text::sentences;
 use crate::speech::tts::TtsError;
 
@@ -345,7 +350,11 @@ impl Conversation {
                     self.apply(actions).await
                 }
                 Wake::Leg(Some(event)) => self.on_leg_event(event).await,
-                Wake::Heard(heard) => self.on_heard(heard).await,
+                Wake::Heard(heard) => match self.on_heard(heard).await {
+                    // A reading of the words may have ended the turn.
+                    None => self.on_endpointer().await,
+                    ending => ending,
+                },
                 Wake::Spoken(spoken) => self.on_spoken(spoken).await,
                 Wake::Timer => self.on_timer().await,
             };
@@ -517,14 +526,40 @@ impl Conversation {
         });
         let options = TranscribeOptions {
             prompt: (!self.last_said.is_empty()).then(|| self.last_said.clone()),
+            escalation: Escalation::Defer,
             ..Default::default()
         };
         let handle = tokio::spawn(async move {
-            let transcript = mode.stt.transcribe(audio, options).await;
-            let (intent, intent_time) = match (&transcript, &listen) {
+            let second_options = TranscribeOptions {
+                escalation: Escalation::Only,
+                ..options.clone()
+            };
+            let mut transcript = mode.stt.transcribe(audio.clone(), options).await;
+            let (mut intent, mut intent_time) = match (&transcript, &listen) {
                 (Ok(t), Some(listen)) => detect(&mode, &flow, listen, &t.text).await,
                 _ => (Ok(None), Duration::ZERO),
             };
+            // The larger model only where the flow cannot route on what
+            // the small one heard (as `switchboard replay` does).
+            if let (Ok(first), Ok(detected)) = (&transcript, &intent) {
+                if second_opinion_wanted(first.second_opinion, first.confidence, detected.as_ref())
+                {
+                    let first = first.clone();
+                    let first_text = first.text.clone();
+                    transcript = match mode.stt.transcribe(audio, second_options).await {
+                        Ok(second) => Ok(first.or_second_opinion(second)),
+                        Err(SttError::Cancelled) => Err(SttError::Cancelled),
+                        // The first transcript stands.
+                        Err(_) => Ok(first),
+                    };
+                    let changed = transcript.as_ref().is_ok_and(|t| t.text != first_text);
+                    if let (Ok(t), Some(listen), true) = (&transcript, &listen, changed) {
+                        let (again, time) = detect(&mode, &flow, listen, &t.text).await;
+                        intent = again;
+                        intent_time += time;
+                    }
+                }
+            }
             Heard {
                 transcript,
                 listen_turn: listen.map(|l| l.turn),
@@ -544,7 +579,11 @@ impl Conversation {
     async fn on_heard(&mut self, heard: Heard) -> Option<Ending> {
         let job_len = self.job.as_ref().map(|j| j.audio_len);
         let Some(answering) = self.answering.clone() else {
-            // Speculative: the caller has not finished yet.
+            // Speculative: the caller has not finished yet. What the words
+            // read as tells the endpointer whether to wait for more.
+            if let (Some(len), Some(reading)) = (job_len, turn_reading(&heard)) {
+                self.endpointer.handle_reading(len, reading);
+            }
             if let Some(job) = self.job.as_mut() {
                 job.result = Some(heard);
             }
@@ -1058,6 +1097,21 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 fn millis(d: Duration) -> u32 {
     u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+/// What a speculative recognition says about the end of the turn: its
+/// words' reading ([`reading::read`]), except that a sentence the flow's
+/// detector is unsure of does not count as finished (the caller may be
+/// about to say what they want), and no intent at all means the question
+/// wanted something else (a slot), where the words alone decide.
+fn turn_reading(heard: &Heard) -> Option<TurnReading> {
+    let transcript = heard.transcript.as_ref().ok()?;
+    let reading = reading::read(&transcript.text)?;
+    match (&heard.intent, reading) {
+        (Ok(Some(intent)), TurnReading::Finished) if intent.unsure => None,
+        (Err(_), _) => None,
+        _ => Some(reading),
+    }
 }
 
 /// Intent detection on a worker thread, bounded by the mode's workers.

@@ -31,12 +31,17 @@
 //! the turn will have if the caller does not go on; a reply can be
 //! prepared from it while the endpointer waits out the rest of the
 //! silence, and played on [`EndpointerEvent::TurnEnded`] when that turn's
-//! `same_as_last_partial` is set (else it is dropped, by turn id).
+//! `same_as_last_partial` is set (else it is dropped, by turn id). What
+//! the transcript reads as ([`reading`]: a finished sentence, or words
+//! that stop mid-phrase) goes back to the endpointer
+//! ([`Endpointer::handle_reading`]), which then ends the turn sooner or
+//! waits longer.
 
 pub mod barge_in;
 pub mod echo;
 pub mod endpointer;
 pub mod noise_floor;
+pub mod reading;
 pub mod voice;
 
 #[cfg(test)]
@@ -46,6 +51,7 @@ use std::fmt;
 
 pub use barge_in::{BargeIn, BargeInConfig, BargeInEvent};
 pub use endpointer::{EndedTurn, Endpointer, EndpointerConfig, EndpointerEvent, TurnEndReason};
+pub use reading::TurnReading;
 
 /// The number of one caller turn within a call. Everything produced for a
 /// turn (its transcript, the reply's text and audio) carries it; a

@@ -39,6 +39,28 @@ pub struct Transcript {
     pub passes: u8,
     /// Which model produced the text.
     pub model: String,
+    /// The model was unsure of the text and a larger one could decode it
+    /// again, but [`Escalation::Defer`] left that to the requester.
+    pub second_opinion: bool,
+}
+
+impl Transcript {
+    /// The better of a first transcript and a second opinion on the same
+    /// audio: the more confident one, ties to the second; the wall time
+    /// and passes of both.
+    pub fn or_second_opinion(self, second: Transcript) -> Transcript {
+        let elapsed = self.elapsed + second.elapsed;
+        let passes = self.passes + second.passes;
+        let mut chosen = if second.confidence >= self.confidence {
+            second
+        } else {
+            self
+        };
+        chosen.elapsed = elapsed;
+        chosen.passes = passes;
+        chosen.second_opinion = false;
+        chosen
+    }
 }
 
 /// The default recogniser: English tiny.en, with the multilingual base
@@ -67,6 +89,24 @@ pub struct TranscribeOptions {
     /// talking, or hung up): a decode not yet started is skipped, and one
     /// under way stops at its next step.
     pub cancel: Option<Cancel>,
+    /// Whether the larger model, if there is one, decodes again what the
+    /// first one is unsure of.
+    pub escalation: Escalation,
+}
+
+/// When a recogniser with a larger second model uses it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Escalation {
+    /// Decode again whenever the first model is unsure.
+    #[default]
+    Auto,
+    /// The first model only; [`Transcript::second_opinion`] says whether
+    /// the larger one would have decoded again, and the requester decides
+    /// (the call flow may already understand the text: see
+    /// [`crate::intent::second_opinion_wanted`]).
+    Defer,
+    /// The larger model only: the second opinion a `Defer` advised.
+    Only,
 }
 
 /// A flag that abandons a recognition (see [`TranscribeOptions::cancel`]).

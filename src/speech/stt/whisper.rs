@@ -26,11 +26,11 @@ use whisper_rs::{
 };
 
 use super::cpu::CpuBudget;
-use super::{Cancel, SpeechToText, SttError, TranscribeOptions, Transcript};
+use super::{Cancel, Escalation, SpeechToText, SttError, TranscribeOptions, Transcript};
 use crate::audio::resample::resample;
 use crate::audio::{SampleRate, Samples};
 use crate::models::ModelError;
-use crate::speech::text::{collapse_repetitions, is_repetitive};
+use crate::speech::text::{collapse_repetitions, cut_restart, is_repetitive};
 use crate::speech::vad;
 
 /// Tuning knobs, with defaults chosen for 8 kHz telephone speech.
@@ -59,6 +59,12 @@ pub struct WhisperConfig {
     pub language: Option<String>,
     /// Below this confidence, the escalation model (if any) decodes again.
     pub escalate_below: f32,
+    /// The languages (ISO 639-1) a multilingual model without a forced
+    /// `language` chooses among when it identifies the caller's; empty:
+    /// all of Whisper's. A call flow that routes on English and Spanish
+    /// gains nothing from Thai, which base took a synthetic British voice
+    /// for, then spent 4.8 s decoding Thai.
+    pub languages: Vec<String>,
 }
 
 impl Default for WhisperConfig {
@@ -78,6 +84,7 @@ impl Default for WhisperConfig {
             // re-decoding below 0.8 with base: 6.6% WER, p50 228 ms, at the
             // cost of ~0.6 s on the one utterance in six it re-decodes.
             escalate_below: 0.8,
+            languages: Vec::new(),
         }
     }
 }
@@ -194,52 +201,81 @@ impl WhisperStt {
             return Err(SttError::Cancelled);
         }
         let cores = CpuBudget::global().take(self.config.threads);
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-        params.set_n_threads(cores.threads as i32);
-        if let Some(cancel) = &options.cancel {
-            // whisper-rs 0.16's `set_abort_callback_safe` hands its
-            // trampoline a pointer of another type than it reads (a boxed
-            // trait object read as the closure), so the flag is passed
-            // raw. SAFETY: `aborted` reads an AtomicBool through the
-            // pointer; `options`, which owns the flag, outlives `full`.
-            unsafe {
-                params.set_abort_callback(Some(aborted));
-                params.set_abort_callback_user_data(cancel.flag_ptr());
+        let threads = cores.threads;
+        let params = |language: Option<&'static str>| {
+            let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+            params.set_n_threads(threads as i32);
+            if let Some(cancel) = &options.cancel {
+                // whisper-rs 0.16's `set_abort_callback_safe` hands its
+                // trampoline a pointer of another type than it reads (a
+                // boxed trait object read as the closure), so the flag is
+                // passed raw. SAFETY: `aborted` reads an AtomicBool through
+                // the pointer; `options`, which owns the flag, outlives
+                // `full`.
+                unsafe {
+                    params.set_abort_callback(Some(aborted));
+                    params.set_abort_callback_user_data(cancel.flag_ptr());
+                }
             }
-        }
-        params.set_translate(false);
-        params.set_no_context(true);
-        params.set_no_timestamps(true);
-        params.set_single_segment(true);
-        params.set_print_special(false);
-        params.set_print_progress(false);
-        params.set_print_realtime(false);
-        params.set_print_timestamps(false);
-        params.set_suppress_blank(true);
-        params.set_suppress_nst(true);
-        params.set_temperature(0.0);
-        params.set_temperature_inc(0.0);
-        params.set_max_tokens(budget as i32);
-        params.set_audio_ctx(window as i32);
-        let language = if self.multilingual {
-            self.config.language.as_deref()
+            params.set_translate(false);
+            params.set_no_context(true);
+            params.set_no_timestamps(true);
+            params.set_single_segment(true);
+            params.set_print_special(false);
+            params.set_print_progress(false);
+            params.set_print_realtime(false);
+            params.set_print_timestamps(false);
+            params.set_suppress_blank(true);
+            params.set_suppress_nst(true);
+            params.set_temperature(0.0);
+            params.set_temperature_inc(0.0);
+            params.set_max_tokens(budget as i32);
+            params.set_audio_ctx(window as i32);
+            params.set_language(language);
+            params.set_detect_language(false);
+            if let Some(prompt) = options.prompt.as_deref() {
+                params.set_initial_prompt(prompt);
+            }
+            params
+        };
+        // whisper.cpp identifies the language before it applies `audio_ctx`:
+        // on a fresh decoder state it encoded the full 30 s window (3 s with
+        // base on 2 cores), later the window of the state's previous
+        // utterance. So the utterance is decoded as English first (encoding
+        // its own window), the language read from the decoder's first step
+        // on that encoding, and decoded again only if it is another one.
+        let forced: Option<&'static str> = if self.multilingual {
+            // whisper.cpp's own copy of the name, which lives forever.
+            self.config
+                .language
+                .as_deref()
+                .and_then(whisper_rs::get_lang_id)
+                .and_then(whisper_rs::get_lang_str)
         } else {
             Some("en")
         };
-        params.set_language(language);
-        params.set_detect_language(false);
-        if let Some(prompt) = options.prompt.as_deref() {
-            params.set_initial_prompt(prompt);
+        let mut result = state.full(params(forced.or(Some("en"))), pcm);
+        let mut language = forced.map(str::to_string);
+        if forced.is_none() && result.is_ok() && !cancelled(options) {
+            let heard =
+                identify_language(&self.context, &mut state, threads, &self.config.languages);
+            if let Some(other) = heard.filter(|l| *l != "en") {
+                result = state.full(params(Some(other)), pcm);
+            }
+            language = heard.map(str::to_string);
         }
-        let result = state.full(params, pcm);
         drop(cores);
-        if options.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+        if cancelled(options) {
             // The state may hold a half-run graph: start afresh next time.
             return Err(SttError::Cancelled);
         }
         let pass = result
             .map_err(|e| SttError::Inference(e.to_string()))
-            .and_then(|()| Self::read_pass(&state));
+            .and_then(|()| Self::read_pass(&state))
+            .map(|mut pass| {
+                pass.language = language;
+                pass
+            });
         if let Ok(mut free) = self.states.lock() {
             free.push(state);
         }
@@ -288,6 +324,39 @@ impl WhisperStt {
     }
 }
 
+fn cancelled(options: &TranscribeOptions) -> bool {
+    options.cancel.as_ref().is_some_and(Cancel::is_cancelled)
+}
+
+/// The most likely language of the audio `state` has just encoded, among
+/// `candidates` (all if empty), as whisper.cpp's own identification does
+/// it: the start-of-transcript token through the decoder, then the best of
+/// the language tokens. `None` if the decoder step fails.
+fn identify_language(
+    context: &WhisperContext,
+    state: &mut WhisperState,
+    threads: usize,
+    candidates: &[String],
+) -> Option<&'static str> {
+    state.decode(&[context.token_sot()], 0, threads).ok()?;
+    let logits = state.get_logits().ok()?;
+    let ids: Vec<i32> = if candidates.is_empty() {
+        (0..=whisper_rs::get_lang_max_id()).collect()
+    } else {
+        candidates
+            .iter()
+            .filter_map(|l| whisper_rs::get_lang_id(l))
+            .collect()
+    };
+    ids.into_iter()
+        .filter_map(|id| {
+            let token = usize::try_from(context.token_lang(id)).ok()?;
+            Some((id, *logits.get(token)?))
+        })
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .and_then(|(id, _)| whisper_rs::get_lang_str(id))
+}
+
 /// whisper.cpp's abort callback: true once the request was abandoned.
 unsafe extern "C" fn aborted(flag: *mut std::ffi::c_void) -> bool {
     // SAFETY: the pointer is `Cancel::flag_ptr` of a live request.
@@ -299,21 +368,30 @@ unsafe extern "C" fn aborted(flag: *mut std::ffi::c_void) -> bool {
 impl WhisperStt {
     /// Decodes 16 kHz audio that passed the voice gate, with the loop and
     /// hallucination guards and the escalation; returns the chosen pass,
-    /// the number of decoding passes and the model that produced it.
+    /// the number of decoding passes, the model that produced it, and
+    /// whether a deferred escalation is advised.
     fn recognise(
         &self,
         audio16: &Samples,
         options: &TranscribeOptions,
-    ) -> Result<(Pass, u8, String), SttError> {
+    ) -> Result<(Pass, u8, String, bool), SttError> {
         let budget = self.token_budget(audio16.duration());
         let window = self.window_for(audio16.data.len());
         let mut pass = self.decode(&audio16.data, window, budget, options)?;
         let mut passes = 1;
         // A short window makes Whisper loop: the utterance, then the same
         // again until the budget runs out. The first copy is the answer, so
-        // a loop is collapsed rather than decoded again. Only a budget used
-        // up without a loop (text cut short) is worth a wider window.
-        if !is_repetitive(&pass.text) && pass.tokens >= budget && window < 1500 {
+        // a loop is collapsed rather than decoded again, even one the
+        // budget stopped early in its second copy. Only a budget used up
+        // without a loop (text cut short) is worth a wider window.
+        let mut looped = is_repetitive(&pass.text);
+        if pass.tokens >= budget {
+            if let Some(first_copy) = cut_restart(&pass.text) {
+                pass.text = first_copy;
+                looped = true;
+            }
+        }
+        if !looped && pass.tokens >= budget && window < 1500 {
             let wider = (window * 2 + 256).min(1500);
             let second = self.decode(&audio16.data, wider, budget + budget / 2, options)?;
             passes += 1;
@@ -331,17 +409,23 @@ impl WhisperStt {
             pass.text.clear();
         }
         let mut model = self.name.clone();
+        let mut second_opinion = false;
         if let Some(bigger) = &self.escalation {
             if !pass.text.is_empty() && pass.confidence < self.config.escalate_below {
-                let (better, better_passes, better_model) = bigger.recognise(audio16, options)?;
-                passes += better_passes;
-                if better.confidence >= pass.confidence {
-                    pass = better;
-                    model = better_model;
+                if options.escalation == Escalation::Defer {
+                    second_opinion = true;
+                } else {
+                    let (better, better_passes, better_model, _) =
+                        bigger.recognise(audio16, options)?;
+                    passes += better_passes;
+                    if better.confidence >= pass.confidence {
+                        pass = better;
+                        model = better_model;
+                    }
                 }
             }
         }
-        Ok((pass, passes, model))
+        Ok((pass, passes, model, second_opinion))
     }
 }
 
@@ -355,14 +439,19 @@ impl SpeechToText for WhisperStt {
         let audio16 = resample(audio, SampleRate::SPEECH_RECOGNITION);
         let mut transcript = Transcript {
             audio: audio16.duration(),
-            model: self.name.clone(),
             no_speech_probability: 1.0,
             ..Default::default()
         };
         // Silence and noise: no model call, so no hallucinated text. The
         // gate runs once, not again for the escalation model.
+        let model = match (&self.escalation, options.escalation) {
+            (Some(bigger), Escalation::Only) => bigger.as_ref(),
+            _ => self,
+        };
+        transcript.model = model.name.clone();
         if vad::voiced_duration(&audio16) >= self.config.min_voice {
-            let (pass, passes, model) = self.recognise(&audio16, options)?;
+            let (pass, passes, model, second_opinion) = model.recognise(&audio16, options)?;
+            transcript.second_opinion = second_opinion;
             transcript.text = pass.text;
             transcript.language = pass.language;
             transcript.no_speech_probability = pass.no_speech;

@@ -61,6 +61,9 @@ impl TextToSpeech for PiperTts {
         let (data, rate) = voice
             .create(sentence, false, None, None, None, None)
             .map_err(|e| TtsError::Synthesis(e.to_string()))?;
-        Ok(Samples::new(SampleRate(rate), data))
+        Ok(super::trim_leading_silence(Samples::new(
+            SampleRate(rate),
+            data,
+        )))
     }
 }
