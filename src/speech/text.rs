@@ -127,6 +127,28 @@ pub fn collapse_repetitions(text: &str) -> String {
     words.join(" ")
 }
 
+/// Drops a sentence that says again, word for word, the one before it
+/// ("Operator. Operator. Operator." -> "Operator."). A recogniser looping
+/// on a short utterance writes whole sentences again, too few or too
+/// short for [`is_repetitive`], which needs one word four times so as to
+/// keep "no, no, no"; a caller who says a sentence twice means it once.
+pub fn collapse_repeated_sentences(text: &str) -> String {
+    let mut kept: Vec<String> = Vec::new();
+    let mut last: Vec<String> = Vec::new();
+    for sentence in sentences(text) {
+        let words = normalized_words(&sentence);
+        if !words.is_empty() && words == last {
+            continue;
+        }
+        last = words;
+        kept.push(sentence);
+    }
+    if kept.len() == sentences(text).len() {
+        return text.to_string();
+    }
+    kept.join(" ")
+}
+
 /// A loop the token budget stopped inside its second copy: the text ends a
 /// sentence, then starts over with its own first words and breaks off
 /// ("I want to cancel my plan. I want to can"). Returns the first copy.
@@ -197,6 +219,20 @@ mod tests {
             Some("I wanted to update the card.")
         );
         // Not a restart: other words, one word only, no sentence end.
+        assert_eq!(
+            collapse_repeated_sentences("Operator. Operator. Operator."),
+            "Operator."
+        );
+        assert_eq!(
+            collapse_repeated_sentences("I need help with my bill. I need help with my bill!"),
+            "I need help with my bill."
+        );
+        assert_eq!(
+            collapse_repeated_sentences("Billing. No, support. Billing."),
+            "Billing. No, support. Billing."
+        );
+        assert_eq!(collapse_repeated_sentences("no, no, no"), "no, no, no");
+        assert_eq!(collapse_repeated_sentences(""), "");
         assert_eq!(cut_restart("I want to cancel. I want a refund"), None);
         assert_eq!(cut_restart("Billing please. Billing"), None);
         assert_eq!(cut_restart("I want to go I want to"), None);

@@ -30,7 +30,9 @@ use super::{Cancel, Escalation, SpeechToText, SttError, TranscribeOptions, Trans
 use crate::audio::resample::resample;
 use crate::audio::{SampleRate, Samples};
 use crate::models::ModelError;
-use crate::speech::text::{collapse_repetitions, cut_restart, is_repetitive};
+use crate::speech::text::{
+    collapse_repeated_sentences, collapse_repetitions, cut_restart, is_repetitive,
+};
 use crate::speech::vad;
 
 /// Tuning knobs, with defaults chosen for 8 kHz telephone speech.
@@ -402,6 +404,7 @@ impl WhisperStt {
         if is_repetitive(&pass.text) {
             pass.text = collapse_repetitions(&pass.text);
         }
+        pass.text = collapse_repeated_sentences(&pass.text);
         let not_speech = pass.no_speech > self.config.no_speech_threshold
             && pass.confidence < self.config.min_confidence;
         let has_words = pass.text.chars().any(char::is_alphanumeric);
