@@ -10,9 +10,8 @@ use std::sync::Arc;
 use super::bridge::hang_up;
 use super::leg::{LegEvent, MediaAddresses, MediaLeg};
 use super::log::call_log;
+use super::recording::Recording;
 use super::transfer::{transfer, TransferPlan, TransferResult};
-use crate::audio::wav::{write_file, WavEncoding};
-use crate::audio::{SampleRate, Samples};
 use crate::media::session::Clip;
 use crate::metrics::Metrics;
 use crate::records::{CallEnd, CallStart, Store};
@@ -35,9 +34,6 @@ pub struct SimpleMode {
     /// Where call records go, if anywhere.
     pub records: Option<Arc<Store>>,
 }
-
-/// The longest recording kept per call: ten minutes of 8 kHz audio.
-const RECORD_LIMIT: usize = 8_000 * 600;
 
 /// Handles one incoming call to its end.
 pub async fn handle_call(
@@ -158,10 +154,7 @@ async fn handle_answered(
             }
         ),
     );
-    let mut recording = mode
-        .record_dir
-        .as_ref()
-        .map(|_| Samples::new(SampleRate::TELEPHONE, Vec::new()));
+    let mut recording = Recording::start(mode.record_dir.as_deref());
     let mut established = false;
     let (end, outcome) = loop {
         let event = tokio::select! {
@@ -197,9 +190,7 @@ async fn handle_answered(
             LegEvent::Established => {}
             LegEvent::Audio(samples) => {
                 if let Some(recording) = recording.as_mut() {
-                    if recording.data.len() < RECORD_LIMIT {
-                        recording.extend(&samples);
-                    }
+                    recording.push(&samples);
                 }
             }
             LegEvent::Dtmf(digit) => call_log(&id, format_args!("DTMF {digit}")),
@@ -238,19 +229,8 @@ async fn handle_answered(
         );
     }
     call_log(&id, format_args!("ended: {end}"));
-    if let (Some(dir), Some(recording)) = (&mode.record_dir, recording) {
-        let path = dir.join(format!("{}.wav", file_name(&id)));
-        match write_file(&path, &recording, WavEncoding::Pcm16) {
-            Ok(()) => call_log(
-                &id,
-                format_args!(
-                    "recorded {:.1} s to {}",
-                    recording.duration().as_secs_f32(),
-                    path.display()
-                ),
-            ),
-            Err(error) => call_log(&id, format_args!("recording not written: {error}")),
-        }
+    if let Some(recording) = recording {
+        recording.finish(&id);
     }
     (outcome, end)
 }
@@ -308,18 +288,4 @@ fn ended(event: &CallEvent) -> String {
         CallEvent::Ended(reason) => format!("{reason:?}"),
         other => format!("{other:?}"),
     }
-}
-
-/// A Call-ID made safe for a file name.
-fn file_name(call_id: &str) -> String {
-    call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }

@@ -19,7 +19,7 @@ use super::engines::load_recogniser;
 use crate::audio::read_file;
 use crate::flow::simulator::{address, Simulator};
 use crate::flow::DestinationState;
-use crate::intent::{second_opinion_wanted, DetectorKind};
+use crate::intent::{second_hearing_better, second_opinion_wanted, DetectorKind};
 use crate::speech::stt::{Escalation, SpeechToText, TranscribeOptions, Transcript, WhisperConfig};
 
 #[derive(clap::Args)]
@@ -127,10 +127,21 @@ pub fn run(models: &Path, args: Args) -> Result<ExitCode> {
             ) {
                 return Ok((first, call, report));
             }
-            let transcript = first.or_second_opinion(stt.transcribe(&audio, &second_options)?);
-            let mut call = simulator.call(at, caller.clone(), DestinationState::default());
-            let report = call.says(at, &transcript.text, detected_language(&transcript))?;
-            Ok((transcript, call, report))
+            let second = stt.transcribe(&audio, &second_options)?;
+            let mut second_call = simulator.call(at, caller.clone(), DestinationState::default());
+            let second_report = second_call.says(at, &second.text, detected_language(&second))?;
+            let take_second = second_hearing_better(
+                &first,
+                report.intent.as_ref(),
+                &second,
+                second_report.intent.as_ref(),
+            );
+            let transcript = first.settle(second, take_second);
+            Ok(if take_second {
+                (transcript, second_call, second_report)
+            } else {
+                (transcript, call, report)
+            })
         });
         let (transcript, _call, report) = match heard {
             Ok(t) => t,

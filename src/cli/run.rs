@@ -116,7 +116,8 @@ pub struct AnswerOptions {
     #[arg(long)]
     #[serde(default)]
     stay: bool,
-    /// Write what each caller said to DIR/<Call-ID>.wav.
+    /// Write what each caller said to DIR/<Call-ID>.wav (with a flow, also
+    /// each turn as transcribed, to DIR/<Call-ID>-turn<N>.wav).
     #[arg(long, value_name = "DIR")]
     record_dir: Option<PathBuf>,
     /// The call records database (SQLite), created if need be
@@ -523,6 +524,7 @@ fn load_flow_mode(
             dial,
             metrics,
             records,
+            record_dir: options.record_dir.clone(),
         },
     ))
 }

@@ -38,6 +38,7 @@ pub use llm::{response_schema, LlmConfig, LlmDetector, LlmError, UNSURE};
 pub use select::{build_detector, DetectorConfig, DetectorKind, UnknownDetectorKind};
 
 use crate::models::ModelError;
+use crate::speech::stt::Transcript;
 
 /// One thing a caller may want at a point of a flow, as the flow author
 /// describes it.
@@ -247,6 +248,37 @@ pub fn second_opinion_wanted(
             || !intent.is_some_and(|i| i.intent.is_some() && i.confidence >= SURE_ENOUGH))
 }
 
+/// Which of two transcripts of one turn to act on, the first model's or
+/// the larger one's second opinion, given what the flow made of each
+/// (`None`: the question offers no intents). True for the second.
+///
+/// - The one the flow can route on, when the other's intent is unsure and
+///   its words are heard rather than guessed (recogniser confidence at
+///   least [`GUESSED_WORDS`]). The two models' confidences are close on
+///   a word one of them mishears (live, on a 1 s "Operator.": tiny.en
+///   "Appar eater." at 0.72, base "Operator." at 0.70); the flow's
+///   intents are the context that tells which hearing makes sense, as a
+///   recogniser's language model would. Guessed words do not count: both
+///   models make sentences of a rumble, and one of them may happen to
+///   match an intent.
+/// - Otherwise (a slot, both or neither route): the recognisers' own
+///   measure, [`Transcript::or_second_opinion`].
+pub fn second_hearing_better(
+    first: &Transcript,
+    first_intent: Option<&IntentResult>,
+    second: &Transcript,
+    second_intent: Option<&IntentResult>,
+) -> bool {
+    let routes = |heard: &Transcript, intent: Option<&IntentResult>| {
+        heard.confidence >= GUESSED_WORDS && intent.is_some_and(|i| i.intent.is_some())
+    };
+    match (routes(first, first_intent), routes(second, second_intent)) {
+        (true, false) => false,
+        (false, true) => true,
+        _ => second.confidence >= first.confidence,
+    }
+}
+
 /// Why intents could not be prepared or detected.
 #[derive(Debug, thiserror::Error)]
 pub enum IntentError {
@@ -321,6 +353,63 @@ mod tests {
         let mut likely = sure.clone();
         likely.confidence = 0.6;
         assert!(second_opinion_wanted(true, 0.7, Some(&likely)));
+    }
+
+    #[test]
+    fn the_hearing_acted_on_is_the_one_the_flow_can_route() {
+        let heard = |text: &str, confidence: f32| Transcript {
+            text: text.into(),
+            confidence,
+            ..Default::default()
+        };
+        let routed = |intent: &str, confidence: f32| {
+            let mut r = IntentResult::empty(Duration::ZERO);
+            r.intent = Some(intent.into());
+            r.unsure = false;
+            r.confidence = confidence;
+            r
+        };
+        let unsure = IntentResult::empty(Duration::ZERO);
+        let operator = routed("operator", 0.21);
+        // Heard live on one "Operator.".
+        let tiny = heard("Appar eater.", 0.72);
+        let base = heard("Operator.", 0.70);
+        assert!(second_hearing_better(
+            &tiny,
+            Some(&unsure),
+            &base,
+            Some(&operator)
+        ));
+        assert!(!second_hearing_better(
+            &base,
+            Some(&operator),
+            &tiny,
+            Some(&unsure)
+        ));
+        // Guessed words route nothing (fixture noise-04-rumble).
+        let rumble = heard("I'm going to go to the end of the road.", 0.25);
+        let sorry = heard("I'm sorry.", 0.26);
+        assert!(second_hearing_better(
+            &rumble,
+            Some(&routed("cancel", 0.25)),
+            &sorry,
+            Some(&unsure)
+        ));
+        // Both route, neither does, or a slot: the more confident.
+        let billing = routed("billing", 0.9);
+        assert!(!second_hearing_better(
+            &tiny,
+            Some(&operator),
+            &base,
+            Some(&billing)
+        ));
+        assert!(!second_hearing_better(
+            &tiny,
+            Some(&unsure),
+            &base,
+            Some(&unsure)
+        ));
+        assert!(second_hearing_better(&base, None, &tiny, None));
     }
 
     #[test]

@@ -39,6 +39,7 @@ use crate::call::agent::playout::Playout;
 use crate::call::bridge::hang_up;
 use crate::call::leg::{LegEvent, MediaAddresses, MediaLeg};
 use crate::call::log::call_log;
+use crate::call::recording::Recording;
 use crate::call::simple::{now_rfc3339, Outcome};
 use crate::call::transfer::{transfer, TransferPlan, TransferResult};
 use crate::call::turn::{reading, BargeIn, BargeInEvent, Endpointer, EndpointerEvent, TurnReading};
@@ -46,7 +47,7 @@ use crate::flow::interpreter::{Action, Event, Listen, Say, Transfer, TurnId};
 use crate::flow::model::Step;
 use crate::flow::simulator::{describe_target, Simulator};
 use crate::flow::Utterance;
-use crate::intent::{second_opinion_wanted, IntentError, IntentResult};
+use crate::intent::{second_hearing_better, second_opinion_wanted, IntentError, IntentResult};
 use crate::media::session::Clip;
 use crate::metrics::Stage;
 use crate::records::{CallEnd, CallRow, CallStart, TurnRecord};
@@ -115,6 +116,9 @@ pub async fn handle_call(
                 );
             }
             call.flush_turn_record().await;
+            if let Some(recording) = call.recording.take() {
+                recording.finish(&id);
+            }
             ended
         }
     };
@@ -253,6 +257,8 @@ struct Conversation {
     turns: u32,
     /// Speech recognition failed: keys only from now on.
     keys_only: bool,
+    /// What the caller said, with `--record-dir`.
+    recording: Option<Recording>,
 }
 
 impl Conversation {
@@ -286,6 +292,7 @@ impl Conversation {
             pending_turn: None,
             turns: 0,
             keys_only: false,
+            recording: Recording::start(mode.record_dir.as_deref()),
             agent,
             leg,
             addresses,
@@ -375,6 +382,9 @@ impl Conversation {
     async fn on_leg_event(&mut self, event: LegEvent) -> Option<Ending> {
         match event {
             LegEvent::Audio(frame) => {
+                if let Some(recording) = self.recording.as_mut() {
+                    recording.push(&frame);
+                }
                 let now = Instant::now();
                 let playing = self.playout.playing(now);
                 self.barge_in
@@ -467,19 +477,29 @@ impl Conversation {
                         continue;
                     }
                     self.flush_turn_record().await;
+                    if let Some(recording) = self.recording.as_mut() {
+                        recording.turn(&self.id, &turn.audio);
+                    }
                     let len = turn.audio.data.len();
                     self.log(format_args!(
                         "caller finished speaking ({:.1} s of speech)",
                         turn.speech_duration.as_secs_f32()
                     ));
+                    // The transcript of the last complete partial (the
+                    // turn up to the early pad, when the rest was quiet) is
+                    // the turn's.
                     let reuse = turn.same_as_last_partial
-                        && self.job.as_ref().is_some_and(|j| j.audio_len == len);
+                        && self
+                            .job
+                            .as_ref()
+                            .is_some_and(|j| j.audio_len == turn.partial_len);
+                    let audio_len = if reuse { turn.partial_len } else { len };
                     if !reuse {
                         self.start_job(turn.audio);
                     }
                     self.answering = Some(Answering {
                         speech_ended_at: turn.speech_ended_at,
-                        audio_len: len,
+                        audio_len,
                         acknowledged: 0,
                         acknowledge_at: turn.speech_ended_at + self.mode.acknowledge_after,
                     });
@@ -541,23 +561,36 @@ impl Conversation {
             };
             // The larger model only where the flow cannot route on what
             // the small one heard (as `switchboard replay` does).
-            if let (Ok(first), Ok(detected)) = (&transcript, &intent) {
-                if second_opinion_wanted(first.second_opinion, first.confidence, detected.as_ref())
-                {
-                    let first = first.clone();
-                    let first_text = first.text.clone();
-                    transcript = match mode.stt.transcribe(audio, second_options).await {
-                        Ok(second) => Ok(first.or_second_opinion(second)),
-                        Err(SttError::Cancelled) => Err(SttError::Cancelled),
-                        // The first transcript stands.
-                        Err(_) => Ok(first),
-                    };
-                    let changed = transcript.as_ref().is_ok_and(|t| t.text != first_text);
-                    if let (Ok(t), Some(listen), true) = (&transcript, &listen, changed) {
-                        let (again, time) = detect(&mode, &flow, listen, &t.text).await;
-                        intent = again;
+            let wanted = match (&transcript, &intent) {
+                (Ok(first), Ok(detected)) => {
+                    second_opinion_wanted(first.second_opinion, first.confidence, detected.as_ref())
+                }
+                _ => false,
+            };
+            if let (true, Ok(first)) = (wanted, transcript.as_ref().cloned()) {
+                match mode.stt.transcribe(audio, second_options).await {
+                    Ok(second) => {
+                        let (second_intent, time) = match &listen {
+                            Some(listen) => detect(&mode, &flow, listen, &second.text).await,
+                            None => (Ok(None), Duration::ZERO),
+                        };
                         intent_time += time;
+                        // Which hearing the flow can act on (as `switchboard
+                        // replay` chooses); one it could not read is not it.
+                        let take_second = match (&intent, &second_intent) {
+                            (Ok(a), Ok(b)) => {
+                                second_hearing_better(&first, a.as_ref(), &second, b.as_ref())
+                            }
+                            _ => false,
+                        };
+                        if take_second {
+                            intent = second_intent;
+                        }
+                        transcript = Ok(first.settle(second, take_second));
                     }
+                    Err(SttError::Cancelled) => transcript = Err(SttError::Cancelled),
+                    // The first transcript stands.
+                    Err(_) => {}
                 }
             }
             Heard {

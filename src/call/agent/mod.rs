@@ -176,6 +176,8 @@ pub struct AgentMode {
     pub dial: DialPlan,
     pub metrics: Arc<Metrics>,
     pub records: Option<Arc<Store>>,
+    /// Write what each caller said here (`--record-dir`).
+    pub record_dir: Option<PathBuf>,
     pub endpointer: EndpointerConfig,
     pub barge_in: BargeInConfig,
     /// Play [`ACKNOWLEDGEMENT`] when a reply is not under way this long
@@ -197,6 +199,7 @@ pub struct AgentParts {
     pub dial: DialPlan,
     pub metrics: Arc<Metrics>,
     pub records: Option<Arc<Store>>,
+    pub record_dir: Option<PathBuf>,
 }
 
 impl AgentMode {
@@ -214,6 +217,7 @@ impl AgentMode {
             dial: parts.dial,
             metrics: parts.metrics,
             records: parts.records,
+            record_dir: parts.record_dir,
             endpointer: EndpointerConfig::default(),
             barge_in: BargeInConfig::default(),
             acknowledge_after: Duration::from_millis(1000),

@@ -84,13 +84,21 @@ pub struct EndpointerConfig {
     /// frames, and a soft start of a word precedes them.
     pub lead_in: Duration,
     /// Silence kept after the last voiced frame (200 ms), for a soft end of
-    /// a word; also how long the caller must be silent before the turn as
-    /// it would end is handed over for transcription (a complete
-    /// [`EndpointerEvent::Partial`]). 100 ms cut the end of the last word
-    /// of 3 of the 80 fixtures (a fricative the voice model no longer
-    /// scores as voice: tests/turn_taking.rs). At most the silence that
-    /// ends the turn.
+    /// a word. 100 ms cut the end of the last word of 3 of the 80 fixtures
+    /// (a fricative the voice model no longer scores as voice:
+    /// tests/turn_taking.rs). At most the silence that ends the turn.
     pub trailing_pad: Duration,
+    /// How long the caller must be silent (100 ms) before the turn as it
+    /// would end is handed over for transcription: a complete
+    /// [`EndpointerEvent::Partial`] of the speech and this much of the
+    /// silence. It stands for the turn if the rest of the trailing pad
+    /// stays at the line's noise (no frame more than
+    /// [`continue_margin_db`](Self::continue_margin_db) above the floor,
+    /// voice or not); a soft word end there brings a second complete
+    /// partial with the whole pad. So transcription starts 100 ms sooner
+    /// without cutting the word ends the pad is for. At most the trailing
+    /// pad.
+    pub early_pad: Duration,
     /// While the caller talks, a [`EndpointerEvent::Partial`] every 600 ms
     /// of turn audio, so that transcription can run ahead of the turn's end.
     pub partial_interval: Duration,
@@ -131,6 +139,7 @@ impl Default for EndpointerConfig {
             max_utterance: Duration::from_secs(15),
             lead_in: Duration::from_millis(200),
             trailing_pad: Duration::from_millis(200),
+            early_pad: Duration::from_millis(100),
             partial_interval: Duration::from_millis(600),
             no_input_timeout: Duration::from_secs(5),
             speech_margin_db: 10.0,
@@ -180,9 +189,13 @@ pub struct EndedTurn {
     /// The end of the last voiced frame: where end-to-end latency starts.
     pub speech_ended_at: Instant,
     pub reason: TurnEndReason,
-    /// The last [`EndpointerEvent::Partial`] carried exactly this audio,
-    /// so its transcript is this turn's.
+    /// The transcript of the last [`EndpointerEvent::Partial`] is this
+    /// turn's: it carried exactly this audio, or this audio up to the early
+    /// pad with nothing but the line's noise after it
+    /// ([`EndpointerConfig::early_pad`]).
     pub same_as_last_partial: bool,
+    /// Samples in that last partial (compare with what was transcribed).
+    pub partial_len: usize,
 }
 
 /// Why a turn ended.
@@ -272,6 +285,9 @@ struct Turn {
     longest_pause: Duration,
     /// Length of `audio` when the last partial was sent (0: none yet).
     partial_len: usize,
+    /// Since the early pad after the last voiced frame, a frame rose above
+    /// the line's noise: the early partial does not stand for the turn.
+    tail_sound: bool,
     /// What the words of the turn up to the last voiced frame read as.
     reading: Option<TurnReading>,
 }
@@ -387,12 +403,25 @@ impl Endpointer {
                 }
             }
             State::InTurn(turn) => {
+                // The part of the trailing pad after the early pad: sound
+                // there is a soft word end the early partial lacks.
+                let early_end = turn.voiced_end + samples_of(self.config.early_pad, rate);
+                let padded = turn.voiced_end + samples_of(self.config.trailing_pad, rate);
+                let frame_start = turn.audio.len();
                 turn.audio.extend_from_slice(&frame.data);
+                if !voiced
+                    && turn.audio.len() > early_end
+                    && frame_start < padded
+                    && level > floor + self.config.continue_margin_db
+                {
+                    turn.tail_sound = true;
+                }
                 if voiced {
                     if turn.silence >= self.config.min_pause {
                         turn.longest_pause = turn.longest_pause.max(turn.silence);
                     }
                     turn.silence = Duration::ZERO;
+                    turn.tail_sound = false;
                     // The caller went on: what the words so far read as
                     // no longer says where the turn ends.
                     turn.reading = None;
@@ -562,6 +591,7 @@ impl Endpointer {
             silence: Duration::ZERO,
             longest_pause: Duration::ZERO,
             partial_len: 0,
+            tail_sound: false,
             reading: None,
         });
     }
@@ -573,6 +603,7 @@ impl Endpointer {
         };
         let config = &self.config;
         let pad = samples_of(config.trailing_pad, rate);
+        let early = samples_of(config.early_pad.min(config.trailing_pad), rate);
         let speech_duration = duration_of(turn.voiced_end.saturating_sub(turn.onset_offset), rate);
         let length = duration_of(turn.audio.len() - turn.onset_offset, rate);
 
@@ -597,8 +628,14 @@ impl Endpointer {
                 TurnEndReason::MaxLength => (turn.audio.len(), length),
             };
             turn.audio.truncate(end);
+            let early = (turn.voiced_end + early).min(end);
+            let partial_stands = turn.partial_len == end
+                || (reason == TurnEndReason::Silence
+                    && turn.partial_len == early
+                    && !turn.tail_sound);
             self.events.push_back(EndpointerEvent::TurnEnded(EndedTurn {
-                same_as_last_partial: turn.partial_len == end,
+                same_as_last_partial: partial_stands,
+                partial_len: turn.partial_len,
                 audio: Samples::new(rate, turn.audio),
                 speech_duration,
                 speech_ended_at: turn.last_voiced_at,
@@ -607,14 +644,23 @@ impl Endpointer {
             return;
         }
 
-        // While talking, the audio so far; after the trailing pad of
-        // silence, exactly what the turn will be if the caller stops here.
+        // While talking, the audio so far; after the early pad of silence,
+        // what the turn will be if the caller stops here (as far as the
+        // recogniser can tell: the rest of the pad is for a soft word end,
+        // and gets its own partial when it holds one).
         let talking = turn.silence.is_zero();
         let since_partial = duration_of(turn.audio.len().saturating_sub(turn.partial_len), rate);
         let padded = turn.voiced_end + pad;
+        let early_end = turn.voiced_end + early;
         let partial_len = if talking && since_partial >= config.partial_interval {
             Some(turn.audio.len())
-        } else if !talking && turn.audio.len() >= padded && turn.partial_len < padded {
+        } else if !talking && turn.audio.len() >= early_end && turn.partial_len < early_end {
+            Some(early_end)
+        } else if !talking
+            && turn.tail_sound
+            && turn.audio.len() >= padded
+            && turn.partial_len < padded
+        {
             Some(padded)
         } else {
             None
@@ -1001,12 +1047,47 @@ mod tests {
         for pair in partials.windows(2) {
             assert!(pair[1].1.data.len() > pair[0].1.data.len(), "partials grow");
         }
+        // The last one is the turn without the rest of its trailing pad,
+        // silence, and stands for it.
         let (last_at, last) = partials.last().unwrap();
         let (ended_at, turn) = &line.ended()[0];
-        assert_eq!(last, &turn.audio);
+        let rest = turn.audio.data.len() - last.data.len();
+        assert_eq!(rest, 800, "the pad after the early pad: 100 ms");
+        assert_eq!(last.data[..], turn.audio.data[..last.data.len()]);
         assert!(turn.same_as_last_partial);
+        assert_eq!(turn.partial_len, last.data.len());
         // Transcription of the last partial gets a head start.
-        assert!(*ended_at - *last_at >= ms(100));
+        assert!(*ended_at - *last_at >= ms(200));
+    }
+
+    #[test]
+    fn a_soft_word_end_after_the_early_pad_brings_a_partial_with_the_whole_pad() {
+        let mut line = Line::new(EndpointerConfig::default());
+        line.feed(&silence(ms(500)));
+        line.feed(&voice(ms(1_000), -20.0, 1));
+        // 100 ms of silence, then a hiss too soft to be voice (under
+        // min_speech_level_dbfs) but well over the quiet line.
+        line.feed(&silence(ms(120)));
+        line.feed(&white_noise(-60.0, ms(60), 7));
+        line.feed(&silence(ms(1_000)));
+        let complete: Vec<usize> = line
+            .events
+            .iter()
+            .filter_map(|(_, e)| match e {
+                EndpointerEvent::Partial {
+                    audio,
+                    complete: true,
+                    ..
+                } => Some(audio.data.len()),
+                _ => None,
+            })
+            .collect();
+        let (_, turn) = &line.ended()[0];
+        assert_eq!(complete.len(), 2, "{:?}", line.summary());
+        assert_eq!(complete[1], turn.audio.data.len());
+        assert_eq!(complete[1] - complete[0], 800);
+        assert!(turn.same_as_last_partial);
+        assert_eq!(turn.partial_len, turn.audio.data.len());
     }
 
     #[test]
@@ -1080,8 +1161,9 @@ mod tests {
     #[test]
     fn a_reading_that_comes_after_the_finished_hangover_ends_the_turn_at_once() {
         let (mut line, len) = paused_after_speech();
-        // Past the finished hangover, short of the plain one (350 ms).
-        line.feed(&silence(ms(80)));
+        // Past the finished hangover, short of the plain one (350 ms):
+        // the complete partial came after 100 ms of silence.
+        line.feed(&silence(ms(180)));
         assert!(line.ended().is_empty());
         line.endpointer.handle_reading(len, TurnReading::Finished);
         line.drain(line.now());

@@ -27,11 +27,13 @@
 //!
 //! For a quick answer, the driver transcribes each
 //! [`EndpointerEvent::Partial`] as it comes. The one that comes once the
-//! caller has been silent for the trailing pad (200 ms) carries the audio
-//! the turn will have if the caller does not go on; a reply can be
-//! prepared from it while the endpointer waits out the rest of the
-//! silence, and played on [`EndpointerEvent::TurnEnded`] when that turn's
-//! `same_as_last_partial` is set (else it is dropped, by turn id). What
+//! caller has been silent for the early pad (100 ms) carries the audio
+//! the turn will have if the caller does not go on (as far as the
+//! recogniser can tell; a soft word end in the rest of the 200 ms trailing
+//! pad brings another with the whole pad); a reply can be prepared from it
+//! while the endpointer waits out the rest of the silence, and played on
+//! [`EndpointerEvent::TurnEnded`] when that turn's `same_as_last_partial`
+//! is set (else it is dropped, by turn id). What
 //! the transcript reads as ([`reading`]: a finished sentence, or words
 //! that stop mid-phrase) goes back to the endpointer
 //! ([`Endpointer::handle_reading`]), which then ends the turn sooner or
