@@ -31,8 +31,8 @@ impl Recording {
         })
     }
 
-    /// Writes one of the caller's turns, off the async runtime; logs where,
-    /// or why not.
+    /// Writes one of the caller's turns, off the async runtime, without
+    /// waiting; logs only a failure (the call's own file is logged).
     pub fn turn(&mut self, call_id: &str, audio: &Samples) {
         self.turns += 1;
         let path = self
@@ -40,14 +40,7 @@ impl Recording {
             .join(format!("{}-turn{}.wav", file_name(call_id), self.turns));
         let audio = audio.clone();
         let call_id = call_id.to_string();
-        tokio::task::spawn_blocking(move || {
-            if let Err(error) = write_file(&path, &audio, WavEncoding::Pcm16) {
-                call_log(
-                    &call_id,
-                    format_args!("turn recording not written: {error}"),
-                );
-            }
-        });
+        tokio::task::spawn_blocking(move || save(&call_id, &path, &audio, false));
     }
 
     /// Appends a received frame, up to the limit.
@@ -57,20 +50,33 @@ impl Recording {
         }
     }
 
-    /// Writes the file and logs where, or why not.
-    pub fn finish(self, call_id: &str) {
+    /// Writes the whole call, off the async runtime (up to 9.6 MB), and
+    /// logs where, or why not.
+    pub async fn finish(self, call_id: &str) {
         let path = self.dir.join(format!("{}.wav", file_name(call_id)));
-        match write_file(&path, &self.audio, WavEncoding::Pcm16) {
-            Ok(()) => call_log(
-                call_id,
-                format_args!(
-                    "recorded {:.1} s to {}",
-                    self.audio.duration().as_secs_f32(),
-                    path.display()
-                ),
+        let call_id = call_id.to_string();
+        let audio = self.audio;
+        let _ = tokio::task::spawn_blocking(move || save(&call_id, &path, &audio, true)).await;
+    }
+}
+
+/// Writes `audio` to `path` as 16-bit WAV; logs a failure, and a success
+/// when `log_success`.
+fn save(call_id: &str, path: &Path, audio: &Samples, log_success: bool) {
+    match write_file(path, audio, WavEncoding::Pcm16) {
+        Ok(()) if log_success => call_log(
+            call_id,
+            format_args!(
+                "recorded {:.1} s to {}",
+                audio.duration().as_secs_f32(),
+                path.display()
             ),
-            Err(error) => call_log(call_id, format_args!("recording not written: {error}")),
-        }
+        ),
+        Ok(()) => {}
+        Err(error) => call_log(
+            call_id,
+            format_args!("recording {} not written: {error}", path.display()),
+        ),
     }
 }
 
@@ -99,14 +105,28 @@ mod tests {
         assert_eq!(file_name("../x"), ".._x");
     }
 
-    #[test]
-    fn a_recording_is_written_where_asked() {
+    #[tokio::test]
+    async fn a_recording_is_written_where_asked() {
         let dir = std::env::temp_dir().join(format!("sw-rec-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut recording = Recording::start(Some(&dir)).unwrap();
         recording.push(&Samples::new(SampleRate::TELEPHONE, vec![0.25; 160]));
         recording.push(&Samples::new(SampleRate::TELEPHONE, vec![-0.25; 160]));
-        recording.finish("call/1@host");
+        let said = Samples::new(SampleRate::TELEPHONE, vec![0.5; 480]);
+        recording.turn("call/1@host", &said);
+        recording.finish("call/1@host").await;
+        // The turn is written in the background.
+        let turn = dir.join("call_1_host-turn1.wav");
+        for _ in 0..100 {
+            if crate::audio::decode::read_file(&turn).is_ok_and(|a| a.data.len() == 480) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            crate::audio::decode::read_file(&turn).unwrap().data.len(),
+            480
+        );
         let audio = crate::audio::decode::read_file(&dir.join("call_1_host.wav")).unwrap();
         assert_eq!(audio.data.len(), 320);
         assert_eq!(audio.rate, SampleRate::TELEPHONE);

@@ -230,7 +230,7 @@ async fn handle_answered(
     }
     call_log(&id, format_args!("ended: {end}"));
     if let Some(recording) = recording {
-        recording.finish(&id);
+        recording.finish(&id).await;
     }
     (outcome, end)
 }

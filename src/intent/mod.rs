@@ -262,7 +262,7 @@ pub fn second_opinion_wanted(
 ///   models make sentences of a rumble, and one of them may happen to
 ///   match an intent.
 /// - Otherwise (a slot, both or neither route): the recognisers' own
-///   measure, [`Transcript::or_second_opinion`].
+///   measure, the more confident hearing, ties to the second.
 pub fn second_hearing_better(
     first: &Transcript,
     first_intent: Option<&IntentResult>,

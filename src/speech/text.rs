@@ -133,17 +133,18 @@ pub fn collapse_repetitions(text: &str) -> String {
 /// short for [`is_repetitive`], which needs one word four times so as to
 /// keep "no, no, no"; a caller who says a sentence twice means it once.
 pub fn collapse_repeated_sentences(text: &str) -> String {
-    let mut kept: Vec<String> = Vec::new();
+    let all = sentences(text);
+    let mut kept: Vec<&str> = Vec::new();
     let mut last: Vec<String> = Vec::new();
-    for sentence in sentences(text) {
-        let words = normalized_words(&sentence);
+    for sentence in &all {
+        let words = normalized_words(sentence);
         if !words.is_empty() && words == last {
             continue;
         }
         last = words;
         kept.push(sentence);
     }
-    if kept.len() == sentences(text).len() {
+    if kept.len() == all.len() {
         return text.to_string();
     }
     kept.join(" ")
@@ -208,17 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_loop_cut_by_the_budget_is_its_first_copy() {
-        assert_eq!(
-            cut_restart("I would like to sign up for a new plan. I would like to sign up")
-                .as_deref(),
-            Some("I would like to sign up for a new plan.")
-        );
-        assert_eq!(
-            cut_restart("I wanted to update the card. I wanted to upd").as_deref(),
-            Some("I wanted to update the card.")
-        );
-        // Not a restart: other words, one word only, no sentence end.
+    fn a_sentence_said_again_word_for_word_is_written_once() {
         assert_eq!(
             collapse_repeated_sentences("Operator. Operator. Operator."),
             "Operator."
@@ -233,6 +224,20 @@ mod tests {
         );
         assert_eq!(collapse_repeated_sentences("no, no, no"), "no, no, no");
         assert_eq!(collapse_repeated_sentences(""), "");
+    }
+
+    #[test]
+    fn a_loop_cut_by_the_budget_is_its_first_copy() {
+        assert_eq!(
+            cut_restart("I would like to sign up for a new plan. I would like to sign up")
+                .as_deref(),
+            Some("I would like to sign up for a new plan.")
+        );
+        assert_eq!(
+            cut_restart("I wanted to update the card. I wanted to upd").as_deref(),
+            Some("I wanted to update the card.")
+        );
+        // Not a restart: other words, one word only, no sentence end.
         assert_eq!(cut_restart("I want to cancel. I want a refund"), None);
         assert_eq!(cut_restart("Billing please. Billing"), None);
         assert_eq!(cut_restart("I want to go I want to"), None);

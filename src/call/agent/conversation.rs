@@ -117,7 +117,7 @@ pub async fn handle_call(
             }
             call.flush_turn_record().await;
             if let Some(recording) = call.recording.take() {
-                recording.finish(&id);
+                recording.finish(&id).await;
             }
             ended
         }
@@ -480,21 +480,18 @@ impl Conversation {
                     if let Some(recording) = self.recording.as_mut() {
                         recording.turn(&self.id, &turn.audio);
                     }
-                    let len = turn.audio.data.len();
                     self.log(format_args!(
                         "caller finished speaking ({:.1} s of speech)",
                         turn.speech_duration.as_secs_f32()
                     ));
-                    // The transcript of the last complete partial (the
-                    // turn up to the early pad, when the rest was quiet) is
-                    // the turn's.
-                    let reuse = turn.same_as_last_partial
-                        && self
-                            .job
-                            .as_ref()
-                            .is_some_and(|j| j.audio_len == turn.partial_len);
-                    let audio_len = if reuse { turn.partial_len } else { len };
-                    if !reuse {
+                    // The job on the partial that stands for the turn (the
+                    // turn up to the early pad, when the rest was quiet)
+                    // answers it; else the turn's own audio is recognised.
+                    let reused = turn
+                        .standing_partial
+                        .filter(|&len| self.job.as_ref().is_some_and(|j| j.audio_len == len));
+                    let audio_len = reused.unwrap_or(turn.audio.data.len());
+                    if reused.is_none() {
                         self.start_job(turn.audio);
                     }
                     self.answering = Some(Answering {

@@ -189,13 +189,11 @@ pub struct EndedTurn {
     /// The end of the last voiced frame: where end-to-end latency starts.
     pub speech_ended_at: Instant,
     pub reason: TurnEndReason,
-    /// The transcript of the last [`EndpointerEvent::Partial`] is this
-    /// turn's: it carried exactly this audio, or this audio up to the early
-    /// pad with nothing but the line's noise after it
-    /// ([`EndpointerConfig::early_pad`]).
-    pub same_as_last_partial: bool,
-    /// Samples in that last partial (compare with what was transcribed).
-    pub partial_len: usize,
+    /// Samples of the last [`EndpointerEvent::Partial`] when its transcript
+    /// is this turn's: it carried exactly this audio, or this audio up to
+    /// the early pad with nothing but the line's noise after it
+    /// ([`EndpointerConfig::early_pad`]). `None`: transcribe `audio`.
+    pub standing_partial: Option<usize>,
 }
 
 /// Why a turn ended.
@@ -290,6 +288,16 @@ struct Turn {
     tail_sound: bool,
     /// What the words of the turn up to the last voiced frame read as.
     reading: Option<TurnReading>,
+}
+
+impl Turn {
+    /// Where the early pad and the trailing pad after the last voiced frame
+    /// end, in samples of `audio` (which may not reach them yet).
+    fn pad_ends(&self, config: &EndpointerConfig, rate: SampleRate) -> (usize, usize) {
+        let padded = self.voiced_end + samples_of(config.trailing_pad, rate);
+        let early = self.voiced_end + samples_of(config.early_pad.min(config.trailing_pad), rate);
+        (early, padded)
+    }
 }
 
 impl Endpointer {
@@ -405,8 +413,7 @@ impl Endpointer {
             State::InTurn(turn) => {
                 // The part of the trailing pad after the early pad: sound
                 // there is a soft word end the early partial lacks.
-                let early_end = turn.voiced_end + samples_of(self.config.early_pad, rate);
-                let padded = turn.voiced_end + samples_of(self.config.trailing_pad, rate);
+                let (early_end, padded) = turn.pad_ends(&self.config, rate);
                 let frame_start = turn.audio.len();
                 turn.audio.extend_from_slice(&frame.data);
                 if !voiced
@@ -602,8 +609,7 @@ impl Endpointer {
             return;
         };
         let config = &self.config;
-        let pad = samples_of(config.trailing_pad, rate);
-        let early = samples_of(config.early_pad.min(config.trailing_pad), rate);
+        let (early_end, padded) = turn.pad_ends(config, rate);
         let speech_duration = duration_of(turn.voiced_end.saturating_sub(turn.onset_offset), rate);
         let length = duration_of(turn.audio.len() - turn.onset_offset, rate);
 
@@ -621,21 +627,16 @@ impl Endpointer {
                 return;
             };
             let (end, speech_duration) = match reason {
-                TurnEndReason::Silence => (
-                    (turn.voiced_end + pad).min(turn.audio.len()),
-                    speech_duration,
-                ),
+                TurnEndReason::Silence => (padded.min(turn.audio.len()), speech_duration),
                 TurnEndReason::MaxLength => (turn.audio.len(), length),
             };
             turn.audio.truncate(end);
-            let early = (turn.voiced_end + early).min(end);
-            let partial_stands = turn.partial_len == end
+            let stands = turn.partial_len == end
                 || (reason == TurnEndReason::Silence
-                    && turn.partial_len == early
+                    && turn.partial_len == early_end.min(end)
                     && !turn.tail_sound);
             self.events.push_back(EndpointerEvent::TurnEnded(EndedTurn {
-                same_as_last_partial: partial_stands,
-                partial_len: turn.partial_len,
+                standing_partial: stands.then_some(turn.partial_len),
                 audio: Samples::new(rate, turn.audio),
                 speech_duration,
                 speech_ended_at: turn.last_voiced_at,
@@ -650,8 +651,6 @@ impl Endpointer {
         // and gets its own partial when it holds one).
         let talking = turn.silence.is_zero();
         let since_partial = duration_of(turn.audio.len().saturating_sub(turn.partial_len), rate);
-        let padded = turn.voiced_end + pad;
-        let early_end = turn.voiced_end + early;
         let partial_len = if talking && since_partial >= config.partial_interval {
             Some(turn.audio.len())
         } else if !talking && turn.audio.len() >= early_end && turn.partial_len < early_end {
@@ -780,6 +779,28 @@ mod tests {
                     EndpointerEvent::SpeechStarted { at } => Some(self.since_start(*at)),
                     _ => None,
                 })
+                .collect()
+        }
+
+        /// Partials with the time they were reported and whether complete.
+        fn partials(&self) -> Vec<(Duration, Samples, bool)> {
+            self.events
+                .iter()
+                .filter_map(|(t, e)| match e {
+                    EndpointerEvent::Partial {
+                        audio, complete, ..
+                    } => Some((*t, audio.clone(), *complete)),
+                    _ => None,
+                })
+                .collect()
+        }
+
+        /// Lengths of the complete partials, in samples.
+        fn complete_partials(&self) -> Vec<usize> {
+            self.partials()
+                .into_iter()
+                .filter(|(_, _, complete)| *complete)
+                .map(|(_, audio, _)| audio.data.len())
                 .collect()
         }
 
@@ -1029,14 +1050,7 @@ mod tests {
         line.feed(&silence(ms(500)));
         line.feed(&voice(ms(2_000), -20.0, 1));
         line.feed(&silence(ms(1_000)));
-        let partials: Vec<(Duration, Samples)> = line
-            .events
-            .iter()
-            .filter_map(|(t, e)| match e {
-                EndpointerEvent::Partial { audio, .. } => Some((*t, audio.clone())),
-                _ => None,
-            })
-            .collect();
+        let partials = line.partials();
         // Every 600 ms of turn audio (which starts with the lead-in) while
         // talking, then one at the pause.
         assert!(
@@ -1049,13 +1063,12 @@ mod tests {
         }
         // The last one is the turn without the rest of its trailing pad,
         // silence, and stands for it.
-        let (last_at, last) = partials.last().unwrap();
+        let (last_at, last, _) = partials.last().unwrap();
         let (ended_at, turn) = &line.ended()[0];
         let rest = turn.audio.data.len() - last.data.len();
         assert_eq!(rest, 800, "the pad after the early pad: 100 ms");
         assert_eq!(last.data[..], turn.audio.data[..last.data.len()]);
-        assert!(turn.same_as_last_partial);
-        assert_eq!(turn.partial_len, last.data.len());
+        assert_eq!(turn.standing_partial, Some(last.data.len()));
         // Transcription of the last partial gets a head start.
         assert!(*ended_at - *last_at >= ms(200));
     }
@@ -1070,24 +1083,12 @@ mod tests {
         line.feed(&silence(ms(120)));
         line.feed(&white_noise(-60.0, ms(60), 7));
         line.feed(&silence(ms(1_000)));
-        let complete: Vec<usize> = line
-            .events
-            .iter()
-            .filter_map(|(_, e)| match e {
-                EndpointerEvent::Partial {
-                    audio,
-                    complete: true,
-                    ..
-                } => Some(audio.data.len()),
-                _ => None,
-            })
-            .collect();
+        let complete = line.complete_partials();
         let (_, turn) = &line.ended()[0];
         assert_eq!(complete.len(), 2, "{:?}", line.summary());
         assert_eq!(complete[1], turn.audio.data.len());
         assert_eq!(complete[1] - complete[0], 800);
-        assert!(turn.same_as_last_partial);
-        assert_eq!(turn.partial_len, turn.audio.data.len());
+        assert_eq!(turn.standing_partial, Some(turn.audio.data.len()));
     }
 
     #[test]
@@ -1124,14 +1125,7 @@ mod tests {
         let mut complete = None;
         while complete.is_none() {
             line.feed(&silence(FRAME));
-            complete = line.events.iter().find_map(|(_, e)| match e {
-                EndpointerEvent::Partial {
-                    audio,
-                    complete: true,
-                    ..
-                } => Some(audio.data.len()),
-                _ => None,
-            });
+            complete = line.complete_partials().first().copied();
         }
         (line, complete.unwrap_or_default())
     }
@@ -1155,7 +1149,7 @@ mod tests {
             delay >= ms(250) && delay <= ms(300),
             "ended {delay:?} after the voice"
         );
-        assert!(line.ended()[0].1.same_as_last_partial);
+        assert_eq!(line.ended()[0].1.standing_partial, Some(len));
     }
 
     #[test]

@@ -32,8 +32,8 @@
 //! recogniser can tell; a soft word end in the rest of the 200 ms trailing
 //! pad brings another with the whole pad); a reply can be prepared from it
 //! while the endpointer waits out the rest of the silence, and played on
-//! [`EndpointerEvent::TurnEnded`] when that turn's `same_as_last_partial`
-//! is set (else it is dropped, by turn id). What
+//! [`EndpointerEvent::TurnEnded`] when that turn's `standing_partial` is
+//! that partial (else it is dropped, by turn id). What
 //! the transcript reads as ([`reading`]: a finished sentence, or words
 //! that stop mid-phrase) goes back to the endpointer
 //! ([`Endpointer::handle_reading`]), which then ends the turn sooner or

@@ -45,16 +45,9 @@ pub struct Transcript {
 }
 
 impl Transcript {
-    /// The better of a first transcript and a second opinion on the same
-    /// audio by the recognisers' own measure: the more confident one, ties
-    /// to the second (see [`Transcript::settle`]).
-    pub fn or_second_opinion(self, second: Transcript) -> Transcript {
-        let take_second = second.confidence >= self.confidence;
-        self.settle(second, take_second)
-    }
-
-    /// One of a first transcript and a second opinion on the same audio,
-    /// with the wall time and passes of both (the caller waited for both).
+    /// One of a first transcript and a second opinion on the same audio
+    /// (see [`crate::intent::second_hearing_better`]), with the wall time
+    /// and passes of both (the caller waited for both).
     pub fn settle(self, second: Transcript, take_second: bool) -> Transcript {
         let elapsed = self.elapsed + second.elapsed;
         let passes = self.passes + second.passes;
