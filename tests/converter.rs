@@ -1,6 +1,8 @@
-//! The CTranslate2 -> ggml converter, on the real tiny.en and base models:
-//! the output is byte-for-byte the pinned file, whisper.cpp loads it, and
-//! it transcribes; the multilingual one identifies the language.
+//! The converters on the real models. CTranslate2 -> ggml on tiny.en and
+//! base: the output is byte-for-byte the pinned file, whisper.cpp loads it,
+//! and it transcribes; the multilingual one identifies the language.
+//! all-MiniLM-L6-v2 safetensors -> ONNX: byte-for-byte the pinned file (its
+//! embeddings are checked in tests/intent_embedded.rs).
 
 mod common;
 
@@ -90,6 +92,31 @@ fn converts_multilingual_base_which_identifies_the_language() {
     assert_eq!(heard.language.as_deref(), Some("en"), "{heard:?}");
     assert!(heard.text.to_lowercase().contains("payment"), "{heard:?}");
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn converts_minilm_to_the_pinned_onnx_file() {
+    let dir = temp_dir("convert-minilm");
+    std::fs::create_dir_all(dir.join("minilm")).unwrap();
+    for name in ["minilm", "minilm-config"] {
+        let path = find(name).unwrap().path;
+        std::fs::copy(models().join(path), dir.join(path)).unwrap();
+    }
+    let out = switchboard(&[
+        "--models",
+        dir.to_str().unwrap(),
+        "models",
+        "convert",
+        "minilm",
+    ]);
+    assert!(out.status.success(), "convert minilm: {}", stderr(&out));
+    let target = find("minilm-onnx").unwrap();
+    assert_eq!(
+        sha256_file(&dir.join(target.path)).unwrap(),
+        target.sha256,
+        "conversion is not reproducible"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -22,10 +22,12 @@ pub enum Command {
     Fetch { names: Vec<String> },
     /// Check every present file against its pinned SHA-256.
     Verify,
-    /// Convert a CTranslate2 Whisper model to whisper.cpp's ggml format:
-    /// `convert tiny.en`, `convert base`, or explicit files.
+    /// Convert a catalogue model to the format Switchboard runs:
+    /// `convert tiny.en` and `convert base` write whisper.cpp's ggml from
+    /// CTranslate2 (or explicit files with --ct2 and -o); `convert minilm`
+    /// writes all-MiniLM-L6-v2 as an ONNX graph for ONNX Runtime.
     Convert {
-        /// tiny.en or base: the catalogue model to convert.
+        /// tiny.en, base or minilm: the catalogue model to convert.
         model: Option<String>,
         /// A CTranslate2 model.bin to convert instead.
         #[arg(long, requires_all = ["output"])]
@@ -77,7 +79,7 @@ pub fn run(models: &Path, cmd: Command) -> Result<ExitCode> {
                     convert_files(models, &ct2, &output)?;
                 }
                 (Some(model), None, None) => convert_catalogue(models, &model, force)?,
-                _ => bail!("give a model name (tiny.en, base) or --ct2 FILE -o OUT"),
+                _ => bail!("give a model name (tiny.en, base, minilm) or --ct2 FILE -o OUT"),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -119,8 +121,12 @@ fn fetch_all(models: &Path, names: &[String]) -> Result<ExitCode> {
 }
 
 fn convert_catalogue(models: &Path, model: &str, force: bool) -> Result<()> {
-    let target = find(&format!("whisper-{model}"))
-        .with_context(|| format!("unknown Whisper model {model:?}: use tiny.en or base"))?;
+    let entry = match model {
+        "minilm" => "minilm-onnx".to_string(),
+        whisper => format!("whisper-{whisper}"),
+    };
+    let target = find(&entry)
+        .with_context(|| format!("unknown model {model:?}: use tiny.en, base or minilm"))?;
     let Origin::ConvertedFrom(source) = target.origin else {
         bail!("{} is not a converted model", target.name);
     };
@@ -132,13 +138,56 @@ fn convert_catalogue(models: &Path, model: &str, force: bool) -> Result<()> {
     let source = find(source).with_context(|| format!("catalogue lacks {source}"))?;
     let source_path = models.join(source.path);
     verify(&source_path, source.sha256)?;
-    convert_files(models, &source_path, &output)?;
+    if model == "minilm" {
+        convert_minilm(models, &source_path, &output)?;
+    } else {
+        convert_files(models, &source_path, &output)?;
+    }
     verify(&output, target.sha256).with_context(|| {
         format!(
             "the converted file differs from the pinned one (converter changed?); {} was left in place",
             output.display()
         )
     })?;
+    Ok(())
+}
+
+/// all-MiniLM-L6-v2's safetensors to ONNX (a few seconds).
+fn convert_minilm(models: &Path, weights: &Path, output: &Path) -> Result<()> {
+    let started = Instant::now();
+    let config_path = crate::models::verified_path(models, "minilm-config")?;
+    let config: convert::minilm::BertConfig = serde_json::from_str(
+        &fs::read_to_string(&config_path)
+            .with_context(|| format!("reading {}", config_path.display()))?,
+    )
+    .with_context(|| format!("reading {}", config_path.display()))?;
+    let bytes = fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;
+    let tensors = convert::minilm::SafeTensors::parse(&bytes)
+        .with_context(|| format!("reading {}", weights.display()))?;
+    drop(bytes);
+    let bar = ProgressBar::new(config.num_hidden_layers as u64);
+    bar.set_style(
+        ProgressStyle::with_template("converting {bar:40} {pos}/{len} layers")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let model = convert::minilm::convert(&tensors, &config, &mut |done, _| {
+        bar.set_position(done as u64)
+    })?;
+    bar.finish_and_clear();
+    if let Some(parent) = output.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    let partial = output.with_extension("part");
+    fs::write(&partial, &model).with_context(|| format!("writing {}", partial.display()))?;
+    fs::rename(&partial, output)?;
+    println!(
+        "{}: {} layers, {} hidden; sha256 {} ({:.1} s)",
+        output.display(),
+        config.num_hidden_layers,
+        config.hidden_size,
+        sha256_file(output)?,
+        started.elapsed().as_secs_f32()
+    );
     Ok(())
 }
 

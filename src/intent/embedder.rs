@@ -1,34 +1,40 @@
-//! Sentence embeddings: all-MiniLM-L6-v2 run by candle on the CPU.
+//! Sentence embeddings: all-MiniLM-L6-v2 run by ONNX Runtime on the CPU.
 //!
 //! A sentence is tokenised (WordPiece, lower-cased), run through the
 //! six-layer BERT encoder, and its token vectors are averaged over the
 //! attention mask and scaled to unit length, exactly as
 //! sentence-transformers does for this model. The cosine similarity of two
-//! embeddings is then their dot product.
+//! embeddings is then their dot product. The encoder and the pooling are
+//! one ONNX graph (`minilm/model.onnx`), written from the published
+//! safetensors weights by `switchboard models convert minilm`
+//! (`models/convert/minilm.rs`).
 //!
 //! # Threads
 //!
 //! [`SentenceEmbedder::embed`] is blocking and CPU-bound: async code must
-//! call it from a worker thread, never from the runtime's. Inside, candle
-//! runs the forward pass on its own rayon pool
-//! ([`Device::with_context`]), separate from rayon's global pool. That
-//! pool, and the number of threads candle's matrix products split into,
-//! have `RAYON_NUM_THREADS` threads if it is set, otherwise one per
-//! physical core; both are fixed the first time candle needs them, so set
-//! the variable before the first embedding. Concurrent callers share the
-//! pool (their work queues), which is what a server wants: embedding load
-//! turns into latency, not into more threads. On two threads one short
-//! sentence takes about 9 ms.
+//! call it from a worker thread, never from the runtime's. Inside, ONNX
+//! Runtime splits each pass over its own pool of up to [`MAX_THREADS`]
+//! threads (one per core on smaller machines), which sleep rather than
+//! spin between passes so they take no time from speech recognition.
+//! Concurrent callers take turns on the one session (a pass is a few
+//! milliseconds), which is what a server wants: embedding load turns into
+//! latency, not into more threads. On two threads one short sentence
+//! takes about 3 ms.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use super::IntentError;
 use crate::models::{verified_path, ModelError};
+
+/// Most threads one embedding pass uses: the matrices of a short sentence
+/// are too small to gain from more.
+pub const MAX_THREADS: usize = 4;
 
 /// Length of an embedding.
 pub const EMBEDDING_DIM: usize = 384;
@@ -46,36 +52,26 @@ const BATCH_SIZE: usize = 32;
 /// all-MiniLM-L6-v2 with its tokenizer, loaded once and shared between
 /// threads (`embed` takes `&self`).
 pub struct SentenceEmbedder {
-    model: BertModel,
+    session: Mutex<Session>,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl std::fmt::Debug for SentenceEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SentenceEmbedder")
             .field("model", &"all-MiniLM-L6-v2")
-            .field("device", &self.device)
+            .field("runtime", &"ONNX Runtime")
             .finish()
     }
 }
 
 impl SentenceEmbedder {
-    /// Loads the model, its configuration and tokenizer from `models_dir`
-    /// (the catalogue entries `minilm`, `minilm-config`,
-    /// `minilm-tokenizer`), checking each file's pinned hash first.
+    /// Loads the model and its tokenizer from `models_dir` (the catalogue
+    /// entries `minilm-onnx` and `minilm-tokenizer`), checking each file's
+    /// pinned hash first.
     pub fn load(models_dir: &Path) -> Result<Self, IntentError> {
-        let weights = verified_path(models_dir, "minilm")?;
-        let config_path = verified_path(models_dir, "minilm-config")?;
+        let model = verified_path(models_dir, "minilm-onnx")?;
         let tokenizer_path = verified_path(models_dir, "minilm-tokenizer")?;
-
-        let config_text =
-            std::fs::read_to_string(&config_path).map_err(|source| ModelError::Io {
-                path: config_path.clone(),
-                source,
-            })?;
-        let config: Config =
-            serde_json::from_str(&config_text).map_err(|e| load_error(&config_path, e))?;
 
         // tokenizer.json pads every input to 128 tokens; padding a single
         // sentence only costs time (about 5x), so it is switched off and
@@ -90,26 +86,24 @@ impl SentenceEmbedder {
             }))
             .map_err(|e| load_error(&tokenizer_path, e))?;
 
-        let device = Device::Cpu;
-        // Read into memory rather than memory-mapped: mapping is `unsafe`
-        // (the file must not change underneath), and 90 MB read once at
-        // start-up is cheap.
-        let bytes = std::fs::read(&weights).map_err(|source| ModelError::Io {
-            path: weights.clone(),
-            source,
-        })?;
-        let vb = VarBuilder::from_buffered_safetensors(bytes, DType::F32, &device)
-            .map_err(|e| load_error(&weights, e))?;
-        let model = BertModel::load(vb, &config).map_err(|e| load_error(&weights, e))?;
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_THREADS);
+        let session = Session::builder()
+            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
+            .and_then(|b| Ok(b.with_intra_threads(threads)?))
+            .and_then(|b| Ok(b.with_inter_threads(1)?))
+            .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
+            .and_then(|mut b| b.commit_from_file(&model))
+            .map_err(|e| load_error(&model, e))?;
         Ok(Self {
-            model,
+            session: Mutex::new(session),
             tokenizer,
-            device,
         })
     }
 
     /// Embeds one sentence: a unit vector of [`EMBEDDING_DIM`] numbers.
-    /// Blocking (about 9 ms on two threads).
+    /// Blocking (about 3 ms on two threads).
     pub fn embed(&self, text: &str) -> Result<Vec<f32>, IntentError> {
         let tokens = self.tokenize(text)?;
         let mut out = self.forward(&[&tokens])?;
@@ -147,8 +141,12 @@ impl SentenceEmbedder {
                     source,
                 })?;
         Ok(Tokens {
-            ids: encoding.get_ids().to_vec(),
-            mask: encoding.get_attention_mask().to_vec(),
+            ids: encoding.get_ids().iter().map(|&i| i64::from(i)).collect(),
+            mask: encoding
+                .get_attention_mask()
+                .iter()
+                .map(|&m| i64::from(m))
+                .collect(),
         })
     }
 
@@ -159,37 +157,42 @@ impl SentenceEmbedder {
         if rows == 0 || len == 0 {
             return Ok(vec![Vec::new(); rows]);
         }
-        let mut ids = vec![0u32; rows * len];
-        let mut mask = vec![0u32; rows * len];
+        let mut ids = vec![0i64; rows * len];
+        let mut mask = vec![0i64; rows * len];
         for (row, tokens) in batch.iter().enumerate() {
             let n = tokens.ids.len();
             ids[row * len..row * len + n].copy_from_slice(&tokens.ids);
             mask[row * len..row * len + n].copy_from_slice(&tokens.mask);
         }
-        let device = &self.device;
-        let pooled = device.with_context(|| -> candle_core::Result<Vec<Vec<f32>>> {
-            let ids = Tensor::from_vec(ids, (rows, len), device)?;
-            let mask = Tensor::from_vec(mask, (rows, len), device)?;
-            let type_ids = ids.zeros_like()?;
-            // (rows, len, 384)
-            let hidden = self.model.forward(&ids, &type_ids, Some(&mask))?;
-            // Mean over the real tokens only.
-            let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&weights)?.sum(1)?;
-            let counts = weights.sum(1)?.clamp(1e-9, f32::MAX)?;
-            let mean = summed.broadcast_div(&counts)?;
-            // Unit length, so that a dot product is a cosine.
-            let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?.clamp(1e-12, f32::MAX)?;
-            mean.broadcast_div(&norms)?.to_vec2::<f32>()
-        })?;
-        Ok(pooled)
+        let ids = Tensor::from_array(([rows, len], ids.into_boxed_slice()))?;
+        let mask = Tensor::from_array(([rows, len], mask.into_boxed_slice()))?;
+        // A panic elsewhere while holding the lock leaves the session as
+        // it was (a run does not change it), so a poisoned lock is usable.
+        let mut session = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outputs = session.run(ort::inputs![
+            "input_ids" => ids,
+            "attention_mask" => mask
+        ])?;
+        let (shape, values) = outputs["embedding"].try_extract_tensor::<f32>()?;
+        if shape.len() != 2 || shape[0] != rows as i64 || shape[1] != EMBEDDING_DIM as i64 {
+            return Err(IntentError::BadEmbedding {
+                shape: shape.to_vec(),
+            });
+        }
+        Ok(values
+            .chunks_exact(EMBEDDING_DIM)
+            .map(<[f32]>::to_vec)
+            .collect())
     }
 }
 
 /// Token ids and attention mask of one sentence, unpadded.
 struct Tokens {
-    ids: Vec<u32>,
-    mask: Vec<u32>,
+    ids: Vec<i64>,
+    mask: Vec<i64>,
 }
 
 fn load_error(path: &Path, error: impl std::fmt::Display) -> ModelError {

@@ -306,7 +306,13 @@ pub enum IntentError {
         source: tokenizers::Error,
     },
     #[error("sentence embedding failed: {0}")]
-    Inference(#[from] candle_core::Error),
+    Inference(#[from] ort::Error),
+    /// The model gave an output of another shape than `[sentences, 384]`
+    /// (a model file other than the catalogue's).
+    #[error(
+        "sentence embedding: the model's output has shape {shape:?}, expected [sentences, 384]"
+    )]
+    BadEmbedding { shape: Vec<i64> },
     /// The LLM could not be set up, or gave no usable answer.
     #[error(transparent)]
     Llm(#[from] LlmError),

@@ -168,6 +168,13 @@ pub static CATALOG: &[ModelFile] = &[
         sha256: "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
         licence: "Apache-2.0 (sentence-transformers/all-MiniLM-L6-v2)",
     },
+    ModelFile {
+        name: "minilm-onnx",
+        path: "minilm/model.onnx",
+        origin: Origin::ConvertedFrom("minilm"),
+        sha256: "41cf95b0608d25282a4ac50d7c97d792e6a6b64dc6214d211cb88407f1751ca1",
+        licence: "Apache-2.0 (converted from minilm)",
+    },
 ];
 
 /// Looks an entry up by name.

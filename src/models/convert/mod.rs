@@ -1,15 +1,21 @@
-//! Converts a CTranslate2 Whisper model (`model.bin`, format version 6) to
-//! whisper.cpp's ggml format, as whisper.cpp's `convert-pt-to-ggml.py`
-//! would write it from the original PyTorch checkpoint. Pure Rust: no
-//! Python numerics are needed.
+//! Model conversions, pure Rust (no Python numerics are needed):
 //!
-//! Call order: [`Ct2Model::read`] the source, then [`convert`] with the mel
+//! - a CTranslate2 Whisper model (`model.bin`, format version 6) to
+//!   whisper.cpp's ggml format, as whisper.cpp's `convert-pt-to-ggml.py`
+//!   would write it from the original PyTorch checkpoint (this file, with
+//!   `ct2`, `ggml`, `npz`, `tiktoken`);
+//! - all-MiniLM-L6-v2's safetensors weights to an ONNX graph for ONNX
+//!   Runtime ([`minilm`], written by [`onnx`]).
+//!
+//! Whisper's call order: [`Ct2Model::read`] the source, then [`convert`] with the mel
 //! filter bank ([`npz::read_mel_filters`]) and the BPE vocabulary
 //! ([`tiktoken::read`]); `convert` writes the ggml file and reports progress.
 
 pub mod ct2;
 pub mod ggml;
+pub mod minilm;
 pub mod npz;
+pub mod onnx;
 pub mod tiktoken;
 
 use std::io::Write;
@@ -21,9 +27,11 @@ pub use ct2::{Ct2Model, DType, Variable};
 pub enum ConvertError {
     #[error("not a CTranslate2 Whisper model: {0}")]
     NotCt2(String),
-    #[error("CTranslate2 model: missing variable {0}")]
+    #[error("{0}")]
+    BadSource(String),
+    #[error("missing variable {0}")]
     MissingVariable(String),
-    #[error("CTranslate2 model: variable {name} has {detail}")]
+    #[error("variable {name} has {detail}")]
     BadVariable { name: String, detail: String },
     #[error("mel filters: {0}")]
     MelFilters(String),
