@@ -306,7 +306,7 @@ async fn place(
     };
     let mut timing = CallTiming::new(
         answered,
-        JitterConfig::new(law).target_delay,
+        JitterConfig::new(law).min_delay,
         Duration::from_millis(args.prompt_gap_ms),
     );
     // Played at once, or once the agent's prompt is over.

@@ -8,6 +8,19 @@
 //! [`Frame`] per call, in sequence order: the packet's audio, or a
 //! concealment frame for a packet that is missing.
 //!
+//! The target delay adapts to the line: it is the spread of the packets'
+//! transit times (arrival against RTP timestamp) over the last
+//! [`TRANSIT_WINDOW`] packets plus a margin, kept within the configured
+//! least and most delay. A clean line (a LAN, loopback) is played 20 ms
+//! behind, which every turn's latency and every barge-in gains; a line
+//! whose packets come unevenly gets the cushion it needs. The target is
+//! applied where playout (re)starts, after buffering or an underrun, and
+//! mid-stream it only grows: when a packet comes after its slot, the
+//! buffer plays concealment instead of the next slots until the packets
+//! queued cover the (now larger) target. No frame is ever skipped to
+//! shrink the delay; a larger cushion lasts until the next restart (a
+//! pause in sending, a new stream).
+//!
 //! Playout follows sequence numbers, one slot per poll:
 //!
 //! - A missing slot while later packets are queued is a loss: it is
@@ -28,11 +41,11 @@
 //!   next packet continues it, as A.1 does; a new SSRC is believed at once.
 //!   Either restarts the buffer.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::media::g711::Law;
-use crate::media::rtp::{payload_type_for, RtpPacket, FRAME_SAMPLES};
+use crate::media::rtp::{payload_type_for, RtpPacket, FRAME_DURATION, FRAME_SAMPLES};
 
 /// RFC 3550 A.1: a sequence number this far ahead is a discontinuity, not
 /// a loss burst.
@@ -51,28 +64,53 @@ const FADE_QUARTERS: [i32; 3] = [3, 2, 1];
 /// How many recent slots the duplicate detector remembers.
 const HISTORY_SLOTS: i64 = 64;
 
+/// How many recent packets the transit spread is taken over: 5 s of
+/// audio, long enough to have seen a line's usual bursts, short enough to
+/// forget a passing one.
+pub const TRANSIT_WINDOW: usize = 250;
+
+/// Added to the transit spread: the scheduling noise of the sender and of
+/// our own playout clock, which the spread of past packets does not show.
+pub const TRANSIT_MARGIN: Duration = Duration::from_millis(10);
+
+/// RTP clock rate of G.711.
+const CLOCK_RATE: f64 = 8_000.0;
+
 /// Settings for one stream, from the SDP answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct JitterConfig {
     /// The codec the stream carries; only packets of its static payload
     /// type are taken.
     pub law: Law,
-    /// How long the first packet is held before playout starts, and again
-    /// after an underrun: the jitter the buffer absorbs.
-    pub target_delay: Duration,
+    /// The least time the first packet is held before playout starts, and
+    /// again after an underrun.
+    pub min_delay: Duration,
+    /// The most: the target never grows beyond it, however uneven the
+    /// line. Equal to `min_delay`, the delay is fixed.
+    pub max_delay: Duration,
     /// The most 20 ms slots held at once; bounds the delay after bursts.
     pub capacity: usize,
 }
 
 impl JitterConfig {
-    /// 60 ms target delay and 200 ms capacity: enough for the jitter of a
-    /// LAN or a decent trunk, small enough that barge-in still feels
-    /// immediate.
+    /// A delay of 20 to 100 ms as the line needs, and 200 ms capacity: 20
+    /// ms is one packet, all a clean line needs; 100 ms absorbs a poor
+    /// trunk's jitter and keeps barge-in feeling immediate.
     pub fn new(law: Law) -> Self {
         JitterConfig {
             law,
-            target_delay: Duration::from_millis(60),
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(100),
             capacity: 10,
+        }
+    }
+
+    /// A fixed delay (no adaptation).
+    pub fn fixed(law: Law, delay: Duration) -> Self {
+        JitterConfig {
+            min_delay: delay,
+            max_delay: delay,
+            ..JitterConfig::new(law)
         }
     }
 }
@@ -111,6 +149,9 @@ pub struct JitterStats {
     pub concealed: u64,
     /// Packets dropped unplayed to keep the buffer within capacity.
     pub overflowed: u64,
+    /// Concealment frames played to deepen the cushion mid-stream, when
+    /// the line's jitter grew (also counted in `concealed`).
+    pub stretched: u64,
     /// Packets far outside the sequence window that no successor confirmed.
     pub discarded: u64,
     /// Restarts for a new SSRC or a confirmed sequence discontinuity.
@@ -160,6 +201,15 @@ pub struct JitterBuffer {
     last_audio: Vec<i16>,
     /// Concealment frames since the last real one, to pick the fade gain.
     concealed_run: usize,
+    /// Slots of delay still to add by playing concealment (see
+    /// `plan_deepening`).
+    deepen: usize,
+    /// Arrival and RTP timestamp of the stream's first packet: the origin
+    /// of transit times.
+    transit_origin: Option<(Instant, u32)>,
+    /// Transit times of the last [`TRANSIT_WINDOW`] packets, in seconds,
+    /// relative to the first packet's.
+    transits: VecDeque<f64>,
     stats: JitterStats,
 }
 
@@ -181,8 +231,47 @@ impl JitterBuffer {
             playout: Playout::Idle,
             last_audio: Vec::new(),
             concealed_run: 0,
+            deepen: 0,
+            transit_origin: None,
+            transits: VecDeque::with_capacity(TRANSIT_WINDOW),
             stats: JitterStats::default(),
         }
+    }
+
+    /// The delay playout (re)starts with: the spread of recent transit
+    /// times plus [`TRANSIT_MARGIN`], within the configured bounds.
+    pub fn target_delay(&self) -> Duration {
+        let (min, max) = (
+            self.config.min_delay,
+            self.config.max_delay.max(self.config.min_delay),
+        );
+        let (low, high) = self
+            .transits
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &t| {
+                (lo.min(t), hi.max(t))
+            });
+        if high < low {
+            return min;
+        }
+        // A spread beyond `max` is clamped below, so the conversion never
+        // sees more than a few hundred milliseconds.
+        let spread = Duration::from_secs_f64((high - low).min(max.as_secs_f64()));
+        (spread + TRANSIT_MARGIN).clamp(min, max)
+    }
+
+    /// Notes when a packet of the stream arrived against when it was sent
+    /// (its RTP timestamp).
+    fn record_transit(&mut self, now: Instant, timestamp: u32) {
+        let (first_at, first_ts) = *self.transit_origin.get_or_insert((now, timestamp));
+        // Signed distance in the 32-bit timestamp space: exact across the
+        // wrap, and for a stream shorter than three days.
+        let sent = f64::from(timestamp.wrapping_sub(first_ts) as i32) / CLOCK_RATE;
+        let arrived = now.saturating_duration_since(first_at).as_secs_f64();
+        if self.transits.len() == TRANSIT_WINDOW {
+            self.transits.pop_front();
+        }
+        self.transits.push_back(arrived - sent);
     }
 
     pub fn stats(&self) -> JitterStats {
@@ -224,13 +313,14 @@ impl JitterBuffer {
             // a stray.
             self.stats.discarded += 1;
         }
+        self.record_transit(now, packet.timestamp);
         self.accept(now, sequence, packet.payload);
     }
 
     /// The frame for the current 20 ms slot, or `None` before playout has
     /// started.
     pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
-        let target = self.config.target_delay;
+        let target = self.target_delay();
         match self.playout {
             Playout::Idle => None,
             Playout::Buffering { since } => {
@@ -247,8 +337,31 @@ impl JitterBuffer {
                 Some(self.play_slot())
             }
             Playout::Underrun { .. } => Some(self.conceal()),
+            Playout::Playing if self.deepen > 0 => {
+                // A packet came after its slot: deepen the cushion, a slot
+                // at a time, played as concealment, skipping nothing.
+                self.deepen -= 1;
+                self.stats.stretched += 1;
+                Some(self.conceal())
+            }
             Playout::Playing => Some(self.play_slot()),
         }
+    }
+
+    /// A packet came after its slot had been played or concealed: the
+    /// cushion is shallower than the line needs. Plans enough slots of
+    /// delay to bring the packets queued (counted from the next slot to
+    /// the newest) up to the target, now that its transit is counted.
+    fn plan_deepening(&mut self) {
+        let (Some(next), Some((&newest, _))) = (self.next, self.queue.last_key_value()) else {
+            return;
+        };
+        let wanted = self
+            .target_delay()
+            .as_micros()
+            .div_ceil(FRAME_DURATION.as_micros()) as i64;
+        let queued = newest - next + 1;
+        self.deepen = usize::try_from(wanted - queued).unwrap_or(0);
     }
 
     /// The extended sequence number nearest to the highest accepted one.
@@ -289,6 +402,9 @@ impl JitterBuffer {
                     self.stats.duplicate += 1;
                 } else {
                     self.stats.late += 1;
+                    if self.playout == Playout::Playing {
+                        self.plan_deepening();
+                    }
                 }
                 return;
             }
@@ -336,6 +452,8 @@ impl JitterBuffer {
     /// Resumes playout at the earliest queued packet. Slots between where
     /// playout stopped and that packet never arrived.
     fn begin_playout(&mut self) {
+        // The hold just served was the current target.
+        self.deepen = 0;
         if let Some((&first, _)) = self.queue.first_key_value() {
             if let Some(next) = self.next {
                 let gap = first - next;
@@ -406,6 +524,9 @@ impl JitterBuffer {
     /// on concealing until the new stream has been buffered.
     fn restart(&mut self) {
         self.stats.resets += 1;
+        self.deepen = 0;
+        self.transit_origin = None;
+        self.transits.clear();
         self.queue.clear();
         self.next = None;
         self.history = 0;
@@ -420,7 +541,6 @@ impl JitterBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::rtp::FRAME_DURATION;
 
     const SSRC: u32 = 0xABCD;
     const LAW: Law = Law::MuLaw;
@@ -489,12 +609,92 @@ mod tests {
             .collect()
     }
 
+    /// The behaviour the tests below pin down, at a fixed 60 ms: the
+    /// adaptive target has its own tests.
     fn buffer() -> JitterBuffer {
-        JitterBuffer::new(JitterConfig::new(LAW))
+        JitterBuffer::new(JitterConfig::fixed(LAW, Duration::from_millis(60)))
     }
 
     fn ladder(entries: &[&str]) -> Vec<String> {
         entries.iter().map(|entry| entry.to_string()).collect()
+    }
+
+    /// Packets in sequence from 100, one per tick, except that every tenth
+    /// from 105 on comes `late_by` ticks after its time (after its
+    /// successors).
+    fn spiky(ticks: u32, late_by: u32) -> Vec<(u32, RtpPacket)> {
+        let mut arrivals: Vec<(u32, RtpPacket)> = (0..ticks)
+            .map(|tick| {
+                let delay = if tick % 10 == 5 { late_by } else { 0 };
+                (tick + delay, packet(100 + tick as u16))
+            })
+            .collect();
+        arrivals.sort_by_key(|(tick, _)| *tick);
+        arrivals
+    }
+
+    #[test]
+    fn a_clean_line_is_played_one_packet_behind() {
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let out = run(&mut buffer, Instant::now(), &steady(100, 20, &[]), 6);
+        assert_eq!(out, ladder(&["-", "100", "101", "102", "103", "104"]));
+        assert_eq!(buffer.target_delay(), Duration::from_millis(20));
+        assert_eq!(buffer.stats().concealed, 0);
+    }
+
+    #[test]
+    fn an_uneven_line_deepens_the_cushion_once_then_loses_nothing() {
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let out = run(&mut buffer, Instant::now(), &spiky(60, 2), 40);
+        // 105 came 40 ms late for a 20 ms cushion: concealed as lost; when
+        // it came, only 106 was queued, and the 50 ms target asks for
+        // three slots: two more were played as concealment.
+        assert_eq!(
+            &out[..10],
+            &ladder(&["-", "100", "101", "102", "103", "104", "c", "c", "c", "106"])
+        );
+        let expected: Vec<String> = (107..137).map(|s: u16| s.to_string()).collect();
+        assert_eq!(&out[10..], &expected[..], "every later spike is absorbed");
+        assert_eq!(
+            buffer.target_delay(),
+            Duration::from_millis(50),
+            "40 ms spread + margin"
+        );
+        let stats = buffer.stats();
+        assert_eq!((stats.late, stats.lost, stats.stretched), (1, 1, 2));
+    }
+
+    #[test]
+    fn a_fixed_delay_does_not_adapt() {
+        let config = JitterConfig::fixed(LAW, Duration::from_millis(20));
+        let mut buffer = JitterBuffer::new(config);
+        run(&mut buffer, Instant::now(), &spiky(60, 2), 50);
+        assert_eq!(buffer.target_delay(), Duration::from_millis(20));
+        let stats = buffer.stats();
+        assert_eq!((stats.late, stats.stretched), (5, 0), "every spike lost");
+    }
+
+    #[test]
+    fn the_target_never_exceeds_the_most_delay() {
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let t0 = Instant::now();
+        buffer.handle_packet(t0, packet(100));
+        // Sent 20 ms after the first, arrived 1 s after it.
+        buffer.handle_packet(t0 + Duration::from_secs(1), packet(101));
+        assert_eq!(buffer.target_delay(), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_new_stream_forgets_the_old_ones_jitter() {
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let t0 = Instant::now();
+        buffer.handle_packet(t0, packet(100));
+        buffer.handle_packet(t0 + Duration::from_millis(80), packet(101));
+        assert_eq!(buffer.target_delay(), Duration::from_millis(70));
+        let mut other = packet(500);
+        other.ssrc = SSRC + 1;
+        buffer.handle_packet(t0 + Duration::from_millis(100), other);
+        assert_eq!(buffer.target_delay(), Duration::from_millis(20));
     }
 
     #[test]

@@ -190,16 +190,17 @@ pub struct MediaConfig {
     pub seed: u64,
     /// The SDES CNAME of our reports (RFC 3550 6.5.1), at most 255 bytes.
     pub cname: String,
-    /// How long the jitter buffer holds the first packet before playout.
-    pub jitter_target: Duration,
+    /// The least and the most the jitter buffer holds a packet before
+    /// playout; it adapts between them to the line's jitter.
+    pub jitter_delay: (Duration, Duration),
     /// The mean interval between RTCP reports; RFC 3550 6.2 recommends 5 s.
     pub rtcp_interval: Duration,
 }
 
 impl MediaConfig {
     /// A configuration with the defaults: ports from
-    /// [`DEFAULT_PORT_RANGE`], telephone-event on payload type 101, a 60 ms
-    /// jitter target, 5 s reports, and a fresh random SSRC, seed and
+    /// [`DEFAULT_PORT_RANGE`], telephone-event on payload type 101, a jitter
+    /// buffer of 20 to 100 ms as the line needs, 5 s reports, and a fresh random SSRC, seed and
     /// CNAME (RFC 7022: random CNAMEs do not identify the host).
     pub fn new(local_ip: IpAddr, remote: SocketAddr, law: Law) -> Self {
         let ssrc = random_u64() as u32;
@@ -213,7 +214,10 @@ impl MediaConfig {
             ssrc,
             seed,
             cname: format!("{:016x}@switchboard", random_u64()),
-            jitter_target: JitterConfig::new(law).target_delay,
+            jitter_delay: {
+                let defaults = JitterConfig::new(law);
+                (defaults.min_delay, defaults.max_delay)
+            },
             rtcp_interval: REPORT_INTERVAL,
         }
     }
@@ -1030,10 +1034,12 @@ impl MediaCore {
             },
         )?;
         let defaults = JitterConfig::new(config.law);
-        let target_frames = config.jitter_target.as_millis() / FRAME_DURATION.as_millis();
+        let (min_delay, max_delay) = config.jitter_delay;
+        let target_frames = max_delay.as_millis() / FRAME_DURATION.as_millis();
         let jitter = JitterBuffer::new(JitterConfig {
             law: config.law,
-            target_delay: config.jitter_target,
+            min_delay,
+            max_delay,
             // Room for the cushion and as much again for bursts.
             capacity: defaults
                 .capacity
@@ -1313,7 +1319,7 @@ mod tests {
             ssrc,
             seed: u64::from(ssrc) * 7,
             cname: format!("{ssrc}@test"),
-            jitter_target: ms(60),
+            jitter_delay: (ms(60), ms(60)),
             rtcp_interval: REPORT_INTERVAL,
         }
     }

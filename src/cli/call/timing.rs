@@ -17,17 +17,20 @@
 //!   plus half a slot for the wait until the first slot.
 //! - **The agent's speech arrives** with its RTP packet. `LegEvent::Audio`
 //!   comes after the jitter buffer, which holds the first packet of the
-//!   stream for its target (60 ms, `JitterConfig::target_delay`) and then
-//!   plays at the next 20 ms slot, so every frame is played 60-80 ms after
-//!   its packet arrived. We measure that delay once per call as the time
-//!   from `Latched` (reported when the first packet arrives) to the first
-//!   `Audio` frame, clamp it to the buffer's possible range (target to
-//!   target + 20 ms) against scheduling noise in the caller, and subtract
+//!   stream for at least its least delay (20 ms, `JitterConfig::min_delay`;
+//!   longer if the first packets come unevenly) and then plays at the next
+//!   20 ms slot, so every frame is played at least 20-40 ms after its
+//!   packet arrived. We measure that delay once per call as the time from
+//!   `Latched` (reported when the first packet arrives) to the first
+//!   `Audio` frame, clamp it to the least possible range (the least delay
+//!   to 20 ms more) against scheduling noise in the caller, and subtract
 //!   it from the instant each frame is delivered. The agent sends a
 //!   continuous stream (comfort silence between prompts), so the delay
 //!   stays what it was at the start unless its packets come later than
-//!   the cushion, when the buffer conceals and re-buffers; the estimate is
-//!   then early by up to the cushion (at most ~80 ms).
+//!   the cushion, when the buffer conceals and re-buffers with a larger
+//!   one (it never skips a frame to shrink). Any hold beyond the clamped
+//!   estimate makes the agent's speech look later than it arrived: the
+//!   measured latency can read long, never short.
 
 use std::time::{Duration, Instant};
 
