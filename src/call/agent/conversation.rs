@@ -107,11 +107,16 @@ pub async fn handle_call(
             );
             let ended = call.run(caller).await;
             if let Ok(stats) = call.leg.media_stats().await {
+                let buffer = stats.jitter_buffer;
+                let deepened = match buffer.stretched {
+                    0 => String::new(),
+                    slots => format!("; jitter buffer deepened by {} ms", slots * 20),
+                };
                 call_log(
                     &id,
                     format_args!(
-                        "media: {} packets sent, {} received, {} lost",
-                        stats.packets_sent, stats.packets_received, stats.jitter_buffer.lost
+                        "media: {} packets sent, {} received, {} lost, {} late{deepened}",
+                        stats.packets_sent, stats.packets_received, buffer.lost, buffer.late
                     ),
                 );
             }

@@ -199,18 +199,7 @@ pub fn convert(
         let p = format!("encoder.layer.{l}.");
         let project = |g: &mut Graph, which: &str, perm: &[i64]| -> Result<String, ConvertError> {
             let name = format!("{p}attention.self.{which}");
-            let w = g.floats(
-                &format!("{name}.weight"),
-                &[h, h],
-                &weights.transposed(&format!("{name}.weight"), h, h)?,
-            );
-            let b = g.floats(
-                &format!("{name}.bias"),
-                &[h],
-                weights.get(&format!("{name}.bias"), &[h])?,
-            );
-            let y = g.node("MatMul", &[&x, &w], &[]);
-            let y = g.node("Add", &[&y, &b], &[]);
+            let y = linear(g, weights, &x, &name, h, h)?;
             let y = g.node("Reshape", &[&y, &split_heads], &[]);
             Ok(g.node("Transpose", &[&y], &[Attr::Ints("perm", perm)]))
         };
