@@ -120,10 +120,14 @@ fn fetch_all(models: &Path, names: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Writes a converted catalogue file from its source: the models folder,
+/// the source file and the output.
+type Converter = fn(&Path, &Path, &Path) -> Result<()>;
+
 fn convert_catalogue(models: &Path, model: &str, force: bool) -> Result<()> {
-    let entry = match model {
-        "minilm" => "minilm-onnx".to_string(),
-        whisper => format!("whisper-{whisper}"),
+    let (entry, converter): (String, Converter) = match model {
+        "minilm" => ("minilm-onnx".to_string(), convert_minilm),
+        whisper => (format!("whisper-{whisper}"), convert_files),
     };
     let target = find(&entry)
         .with_context(|| format!("unknown model {model:?}: use tiny.en, base or minilm"))?;
@@ -138,11 +142,7 @@ fn convert_catalogue(models: &Path, model: &str, force: bool) -> Result<()> {
     let source = find(source).with_context(|| format!("catalogue lacks {source}"))?;
     let source_path = models.join(source.path);
     verify(&source_path, source.sha256)?;
-    if model == "minilm" {
-        convert_minilm(models, &source_path, &output)?;
-    } else {
-        convert_files(models, &source_path, &output)?;
-    }
+    converter(models, &source_path, &output)?;
     verify(&output, target.sha256).with_context(|| {
         format!(
             "the converted file differs from the pinned one (converter changed?); {} was left in place",
@@ -160,7 +160,7 @@ fn convert_minilm(models: &Path, weights: &Path, output: &Path) -> Result<()> {
         &fs::read_to_string(&config_path)
             .with_context(|| format!("reading {}", config_path.display()))?,
     )
-    .with_context(|| format!("reading {}", config_path.display()))?;
+    .with_context(|| format!("parsing {}", config_path.display()))?;
     let bytes = fs::read(weights).with_context(|| format!("reading {}", weights.display()))?;
     let tensors = convert::minilm::SafeTensors::parse(&bytes)
         .with_context(|| format!("reading {}", weights.display()))?;

@@ -86,16 +86,7 @@ impl SentenceEmbedder {
             }))
             .map_err(|e| load_error(&tokenizer_path, e))?;
 
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_THREADS);
-        let session = Session::builder()
-            .and_then(|b| Ok(b.with_optimization_level(GraphOptimizationLevel::Level3)?))
-            .and_then(|b| Ok(b.with_intra_threads(threads)?))
-            .and_then(|b| Ok(b.with_inter_threads(1)?))
-            .and_then(|b| Ok(b.with_intra_op_spinning(false)?))
-            .and_then(|mut b| b.commit_from_file(&model))
-            .map_err(|e| load_error(&model, e))?;
+        let session = open_session(&model).map_err(|e| load_error(&model, e))?;
         Ok(Self {
             session: Mutex::new(session),
             tokenizer,
@@ -187,6 +178,20 @@ impl SentenceEmbedder {
             .map(<[f32]>::to_vec)
             .collect())
     }
+}
+
+/// An ONNX Runtime session on `model`: all graph optimisations, one
+/// thread per core up to [`MAX_THREADS`], which sleep between passes.
+fn open_session(model: &Path) -> ort::Result<Session> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS);
+    Session::builder()?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(threads)?
+        .with_inter_threads(1)?
+        .with_intra_op_spinning(false)?
+        .commit_from_file(model)
 }
 
 /// Token ids and attention mask of one sentence, unpadded.

@@ -219,6 +219,7 @@ impl JitterBuffer {
         JitterBuffer {
             config: JitterConfig {
                 capacity: config.capacity.max(1),
+                max_delay: config.max_delay.max(config.min_delay),
                 ..config
             },
             payload_type: payload_type_for(config.law),
@@ -241,10 +242,7 @@ impl JitterBuffer {
     /// The delay playout (re)starts with: the spread of recent transit
     /// times plus [`TRANSIT_MARGIN`], within the configured bounds.
     pub fn target_delay(&self) -> Duration {
-        let (min, max) = (
-            self.config.min_delay,
-            self.config.max_delay.max(self.config.min_delay),
-        );
+        let (min, max) = (self.config.min_delay, self.config.max_delay);
         let (low, high) = self
             .transits
             .iter()
@@ -320,19 +318,21 @@ impl JitterBuffer {
     /// The frame for the current 20 ms slot, or `None` before playout has
     /// started.
     pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
-        let target = self.target_delay();
+        // The target is worked out only where playout waits on it, not on
+        // every slot played.
+        let held = |since: Instant, buffer: &Self| {
+            now.saturating_duration_since(since) >= buffer.target_delay()
+        };
         match self.playout {
             Playout::Idle => None,
             Playout::Buffering { since } => {
-                if now.saturating_duration_since(since) < target {
+                if !held(since, self) {
                     return None;
                 }
                 self.begin_playout();
                 Some(self.play_slot())
             }
-            Playout::Underrun { since: Some(since) }
-                if now.saturating_duration_since(since) >= target =>
-            {
+            Playout::Underrun { since: Some(since) } if held(since, self) => {
                 self.begin_playout();
                 Some(self.play_slot())
             }

@@ -200,8 +200,9 @@ pub struct MediaConfig {
 impl MediaConfig {
     /// A configuration with the defaults: ports from
     /// [`DEFAULT_PORT_RANGE`], telephone-event on payload type 101, a jitter
-    /// buffer of 20 to 100 ms as the line needs, 5 s reports, and a fresh random SSRC, seed and
-    /// CNAME (RFC 7022: random CNAMEs do not identify the host).
+    /// buffer of 20 to 100 ms as the line needs, 5 s reports, and a fresh
+    /// random SSRC, seed and CNAME (RFC 7022: random CNAMEs do not identify
+    /// the host).
     pub fn new(local_ip: IpAddr, remote: SocketAddr, law: Law) -> Self {
         let ssrc = random_u64() as u32;
         let seed = random_u64();

@@ -55,7 +55,6 @@ impl Message {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ElemType {
     Float = 1,
-    Int32 = 6,
     Int64 = 7,
 }
 
