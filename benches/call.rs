@@ -174,6 +174,7 @@ fn root() -> PathBuf {
 #[derive(serde::Deserialize, Clone)]
 struct Fixture {
     file: String,
+    voice: String,
     destination: Option<String>,
     text: String,
 }
@@ -183,8 +184,10 @@ struct Manifest {
     fixtures: Vec<Fixture>,
 }
 
-/// The speech fixtures, or `n` of them spread evenly over the manifest
-/// (which is ordered by intent, so every intent and voice keeps its share).
+/// The speech fixtures, or `n` of them: each voice family (piper, flite,
+/// espeak-ng) its share, spread evenly over the manifest (which is ordered
+/// by intent), in manifest order. The manifest alternates Piper with the
+/// other voices, so an even stride over all of it would take only one kind.
 fn speech_fixtures(n: Option<usize>) -> Vec<Fixture> {
     let text = std::fs::read_to_string(root().join("audio-fixtures/manifest.yaml"))
         .expect("reading audio-fixtures/manifest.yaml");
@@ -194,10 +197,23 @@ fn speech_fixtures(n: Option<usize>) -> Vec<Fixture> {
         .into_iter()
         .filter(|f| !f.text.trim().is_empty())
         .collect();
-    match n {
-        Some(n) if n < all.len() => (0..n).map(|i| all[i * all.len() / n].clone()).collect(),
-        _ => all,
+    let Some(n) = n.filter(|&n| n < all.len()) else {
+        return all;
+    };
+    let family = |f: &Fixture| f.voice.split(':').next().unwrap_or_default().to_string();
+    let mut families: Vec<String> = all.iter().map(family).collect();
+    families.sort();
+    families.dedup();
+    let mut chosen: Vec<usize> = Vec::new();
+    for name in &families {
+        let members: Vec<usize> = (0..all.len())
+            .filter(|&i| family(&all[i]) == *name)
+            .collect();
+        let share = (n * members.len() + all.len() / 2) / all.len();
+        chosen.extend((0..share).map(|i| members[i * members.len() / share]));
     }
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| all[i].clone()).collect()
 }
 
 /// One call as the caller reported it, with the agent's record of it.
