@@ -528,3 +528,133 @@ fn a_short_noise_over_the_agent_is_no_barge_in() {
     assert!(call.barge_ins.is_empty(), "{:?}", call.barge_ins);
     assert!(call.turns.is_empty());
 }
+
+/// The partial that recognition starts on once the caller is silent (the
+/// early pad) is the whole turn as far as the recogniser can tell: when it
+/// stands for the turn, it holds every sound of the speech that stands
+/// clear of the line (6 dB over its noise); otherwise a second partial
+/// with the whole trailing pad follows. A complete partial at a pause the
+/// caller goes on after is followed by `SpeechResumed` (its recognition
+/// stops). Prints how soon after the end of the speech recognition starts.
+#[test]
+fn a_standing_early_partial_holds_the_whole_speech() {
+    const LINE_DBFS: f32 = -50.0;
+    let config = EndpointerConfig::default();
+    let mut starts = Vec::new();
+    let mut early_stands = 0;
+    let mut at_pauses = 0;
+    let mut failures = Vec::new();
+    let fixtures = speech_fixtures();
+    for (i, utterance) in fixtures.iter().enumerate() {
+        let offset = RATE / 2;
+        let length = offset + utterance.audio.data.len() + 3 * RATE / 2;
+        let mut stream = line_noise(length, LINE_DBFS, i as u64 + 1);
+        for (s, x) in stream[offset..].iter_mut().zip(&utterance.audio.data) {
+            *s += x;
+        }
+        let start = Instant::now();
+        let mut endpointer = Endpointer::new(config.clone());
+        let mut complete: Vec<(Instant, Samples)> = Vec::new();
+        // Complete partials (by length) and resumptions, in order.
+        let mut sequence: Vec<Option<usize>> = Vec::new();
+        let mut ended = Vec::new();
+        for (k, frame) in stream.chunks_exact(FRAME).enumerate() {
+            let now = start + FRAME_TIME * (k as u32 + 1);
+            endpointer.handle_audio(now, &Samples::new(SampleRate::TELEPHONE, frame.to_vec()));
+            while let Some(event) = endpointer.poll_event() {
+                match event {
+                    EndpointerEvent::Partial {
+                        audio,
+                        complete: true,
+                        ..
+                    } => {
+                        sequence.push(Some(audio.data.len()));
+                        complete.push((now, audio));
+                    }
+                    EndpointerEvent::SpeechResumed => sequence.push(None),
+                    EndpointerEvent::TurnEnded(turn) => ended.push(turn),
+                    _ => {}
+                }
+            }
+        }
+        let [turn] = ended.as_slice() else {
+            failures.push(format!("{}: {} turns", utterance.file, ended.len()));
+            continue;
+        };
+        let Some(standing) = complete
+            .iter()
+            .position(|(_, a)| Some(a.data.len()) == turn.standing_partial)
+        else {
+            failures.push(format!(
+                "{}: no partial stands for the turn",
+                utterance.file
+            ));
+            continue;
+        };
+        // Every pause the caller went on after: its partial (and the one
+        // with the whole pad, if a soft sound followed the early one), then
+        // the resumption, before the next pause.
+        let rest_of_pad = (config.trailing_pad - config.early_pad).as_millis() as usize * 8;
+        let mut open: Option<usize> = None;
+        let mut pauses = 0;
+        for step in &sequence {
+            match (*step, open) {
+                (None, Some(_)) => open = None,
+                (None, None) => {
+                    failures.push(format!("{}: resumed after no pause", utterance.file))
+                }
+                (Some(len), Some(early)) if len != early + rest_of_pad => failures.push(format!(
+                    "{}: a partial at a pause without the caller resuming first",
+                    utterance.file
+                )),
+                (Some(_), Some(_)) => {}
+                (Some(len), None) => {
+                    pauses += 1;
+                    open = Some(len);
+                }
+            }
+        }
+        // The turn's own pause is the last one, never resumed.
+        if open.is_none() {
+            failures.push(format!("{}: resumed after the turn's end", utterance.file));
+        }
+        let pauses = pauses - 1;
+        let (at, audio) = &complete[standing];
+        at_pauses += pauses;
+        let begin = position_in(&stream, &audio.data[..FRAME]);
+        let audible_end = offset + audible_end(&utterance.audio, LINE_DBFS + 6.0);
+        if begin + audio.data.len() < audible_end {
+            failures.push(format!(
+                "{}: the standing partial ends {} ms before the speech",
+                utterance.file,
+                (audible_end - begin - audio.data.len()) / 8
+            ));
+        }
+        if audio.data.len() < turn.audio.data.len() {
+            early_stands += 1;
+        }
+        starts.push(signed_ms(*at, at_sample(start, offset + utterance.end)));
+    }
+    starts.sort_unstable();
+    println!(
+        "early pad {} ms: the early partial stands for {early_stands} of {} turns; \
+         end of speech -> the standing partial: p50 {} ms, p95 {} ms, max {} ms; \
+         {at_pauses} complete partials at pauses the caller went on after",
+        config.early_pad.as_millis(),
+        fixtures.len(),
+        percentile(&starts, 0.5),
+        percentile(&starts, 0.95),
+        starts.last().copied().unwrap_or_default()
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The end of the last 10 ms window of `audio` louder than `dbfs`.
+fn audible_end(audio: &Samples, dbfs: f32) -> usize {
+    let window = RATE / 100;
+    audio
+        .data
+        .chunks_exact(window)
+        .rposition(|c| Samples::new(audio.rate, c.to_vec()).rms_dbfs() > dbfs)
+        .map_or(0, |last| (last + 1) * window)
+}

@@ -470,6 +470,13 @@ impl Conversation {
         while let Some(event) = self.endpointer.poll_event() {
             match event {
                 EndpointerEvent::SpeechStarted { .. } => {}
+                EndpointerEvent::SpeechResumed => {
+                    // The recognition of the pause's partial is moot: stop
+                    // it, so that it takes no core from other calls.
+                    if self.answering.is_none() {
+                        self.job = None;
+                    }
+                }
                 EndpointerEvent::Partial {
                     audio, complete, ..
                 } => {

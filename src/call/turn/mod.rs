@@ -25,15 +25,18 @@
 //! dropped by id) and calls [`Endpointer::handle_barge_in`], which makes
 //! the caller's speech since its onset the next turn.
 //!
-//! For a quick answer, the driver transcribes each
-//! [`EndpointerEvent::Partial`] as it comes. The one that comes once the
-//! caller has been silent for the early pad (100 ms) carries the audio
-//! the turn will have if the caller does not go on (as far as the
-//! recogniser can tell; a soft word end in the rest of the 200 ms trailing
-//! pad brings another with the whole pad); a reply can be prepared from it
-//! while the endpointer waits out the rest of the silence, and played on
+//! For a quick answer, the driver transcribes the complete
+//! [`EndpointerEvent::Partial`]s: one comes once the caller has been
+//! silent for the early pad (40 ms) and carries the audio the turn will
+//! have if the caller does not go on (as far as the recogniser can tell;
+//! a soft word end in the rest of the 200 ms trailing pad brings another
+//! with the whole pad); a reply can be prepared from it while the
+//! endpointer waits out the rest of the silence, and played on
 //! [`EndpointerEvent::TurnEnded`] when that turn's `standing_partial` is
-//! that partial (else it is dropped, by turn id). What
+//! that partial (else it is dropped, by turn id). Pauses between words
+//! outlast the early pad too: when the caller goes on,
+//! [`EndpointerEvent::SpeechResumed`] tells the driver to stop that
+//! recognition. What
 //! the transcript reads as ([`reading`]: a finished sentence, or words
 //! that stop mid-phrase) goes back to the endpointer
 //! ([`Endpointer::handle_reading`]), which then ends the turn sooner or
