@@ -100,6 +100,41 @@ fn an_abandoned_request_is_not_decoded_and_a_live_one_is() {
 }
 
 #[test]
+fn a_decoder_state_cancelled_mid_decode_serves_the_next_request() {
+    let _cpu = cpu_lock();
+    let stt = whisper();
+    let audio = read_file(&fixtures().join("billing-01-piper.wav")).unwrap();
+    for delay_ms in [20, 60, 120] {
+        let cancel = Cancel::default();
+        let options = TranscribeOptions {
+            cancel: Some(cancel.clone()),
+            ..Default::default()
+        };
+        let result = std::thread::scope(|scope| {
+            scope.spawn(|| {
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                cancel.cancel();
+            });
+            stt.transcribe(&audio, &options)
+        });
+        // Cancelled in the encoder or between decoder steps (or, on a fast
+        // machine, finished first); the state it used goes back to the
+        // free list, and the next request decodes correctly on it.
+        assert!(
+            matches!(result, Err(SttError::Cancelled)) || result.is_ok(),
+            "{result:?}"
+        );
+        let heard = stt
+            .transcribe(&audio, &TranscribeOptions::default())
+            .unwrap();
+        assert!(
+            heard.text.to_lowercase().contains("charged twice"),
+            "{heard:?}"
+        );
+    }
+}
+
+#[test]
 fn the_pool_serves_concurrent_callers_with_one_model() {
     let _cpu = cpu_lock();
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -273,8 +273,17 @@ impl WhisperStt {
             language = heard.map(str::to_string);
         }
         drop(cores);
+        // A cancelled decode leaves the state reusable: whisper.cpp checks
+        // the abort flag only between whole graph computations (after the
+        // encoder, after each decoder step), resets its scheduler when one
+        // fails, and clears the results and the KV cache when the next
+        // decode starts. Keeping it matters: a call's recognition is
+        // cancelled at most pauses between words (`SpeechResumed`), and a
+        // fresh state costs its allocation and tens of MB of churn.
         if cancelled(options) {
-            // The state may hold a half-run graph: start afresh next time.
+            if let Ok(mut free) = self.states.lock() {
+                free.push(state);
+            }
             return Err(SttError::Cancelled);
         }
         let pass = result
