@@ -34,7 +34,8 @@
 //! (N speech fixtures spread evenly over the manifest; default all 80),
 //! `CALL_BENCH_SWEEP_CALLS` (calls per concurrency level, default 16),
 //! `CALL_BENCH_LEVELS` (default `1,2,4,8`), `CALL_BENCH_SVG` (where the
-//! SVG goes; `0` for nowhere).
+//! SVG goes; `0` for nowhere), `CALL_BENCH_REDRAW=1` (only draw the SVG
+//! again from the last run's CSV).
 
 mod common;
 
@@ -810,11 +811,39 @@ fn metrics(port: u16) -> String {
     response
 }
 
+/// Draws the SVG again from the single calls of the last run's CSV (no
+/// calls placed), for a run made with `CALL_BENCH_SVG=0`.
+fn redraw(root: &Path, cores: usize) {
+    let csv = root.join("target/bench-call/latencies.csv");
+    let text = std::fs::read_to_string(&csv).expect("reading the last run's latencies.csv");
+    // phase, concurrency, fixture, call_id, voice_to_voice_ms, ...: no
+    // commas before the quoted transcript.
+    let single = sorted(text.lines().skip(1).filter_map(|line| {
+        let fields: Vec<&str> = line.splitn(6, ',').collect();
+        (fields.first() == Some(&"single"))
+            .then(|| fields.get(4)?.parse().ok())
+            .flatten()
+    }));
+    let svg = std::env::var("CALL_BENCH_SVG")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("docs/latency.svg"));
+    let title = format!(
+        "Voice-to-voice latency, single calls ({} calls, {cores} cores)",
+        single.len()
+    );
+    std::fs::write(&svg, latency_svg(&single, &title)).expect("writing the SVG");
+    println!("histogram of {} calls: {}", single.len(), svg.display());
+}
+
 fn main() {
     let root = root();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
+    if std::env::var("CALL_BENCH_REDRAW").is_ok_and(|v| v == "1") {
+        redraw(&root, cores);
+        return;
+    }
     let help = Command::new(binary())
         .args(["run", "--help"])
         .output()
