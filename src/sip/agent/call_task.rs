@@ -7,7 +7,7 @@
 //! hangs the call up (BYE, or 480 to an unanswered INVITE) first.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rsipstack::dialog::dialog::{
     DialogState, DialogStateReceiver, TerminatedReason, TransactionHandle,
@@ -55,6 +55,8 @@ pub(crate) struct CallTask {
     pub shutdown: CancellationToken,
     /// Holds the call's place in the agent's counts until the task ends.
     pub slot: Option<CallSlot>,
+    /// Where the REFERs we answer say their 202 has gone out.
+    pub refer_replies: super::ReferReplies,
 }
 
 impl CallTask {
@@ -82,6 +84,7 @@ impl CallTask {
             allow: allow_header(shared.config.accept_refer),
             shutdown: shared.shutdown.clone(),
             slot: Some(slot),
+            refer_replies: shared.refer_replies.clone(),
         };
         tokio::spawn(task.run());
         (CallControl::new(command_tx), event_rx)
@@ -98,7 +101,10 @@ struct Running {
     pending_transfer: Option<oneshot::Sender<Result<TransferOutcome, CallError>>>,
     /// The task that sends our NOTIFYs about a REFER we follow, one after
     /// the other so they arrive in order; started by the first.
-    notifier: Option<mpsc::UnboundedSender<ReferReport>>,
+    notifier: Option<mpsc::UnboundedSender<Notification>>,
+    /// Resolves once the 202 to the last REFER we accepted has been sent:
+    /// the NOTIFY after it waits for that.
+    refer_reply: Option<oneshot::Receiver<()>>,
 }
 
 /// What the task waits for, in one place so the loop stays one `select!`.
@@ -126,6 +132,7 @@ impl CallTask {
             refer_tx,
             pending_transfer: None,
             notifier: None,
+            refer_reply: None,
         };
         let mut commands_open = true;
         let mut shutdown_seen = false;
@@ -257,9 +264,12 @@ impl Running {
                 Some(handle),
             ),
             DialogState::Refer(_, request, handle) => (
-                CallInput::ReferReceived {
-                    cseq: cseq(&request).unwrap_or_default(),
-                    refer_to: refer_to_values(&request),
+                {
+                    self.refer_reply = self.task.refer_replies.take(&request);
+                    CallInput::ReferReceived {
+                        cseq: cseq(&request).unwrap_or_default(),
+                        refer_to: refer_to_values(&request),
+                    }
                 },
                 Some(handle),
             ),
@@ -374,7 +384,7 @@ impl Running {
                         .get_or_insert_with(|| spawn_notifier(dialog.clone()));
                     // Fails only if the notifier is gone; it lives as long
                     // as this sender.
-                    let _ = notifier.send(report);
+                    let _ = notifier.send((report, self.refer_reply.take()));
                 }
                 CallAction::Respond(reply) => match request {
                     Some(handle) => respond(dialog, handle, reply, self.task.allow).await,
@@ -396,14 +406,26 @@ impl Running {
     }
 }
 
+/// A report for the notifier, with what resolves once the 202 to its
+/// REFER has gone out (the first report after a REFER only).
+type Notification = (ReferReport, Option<oneshot::Receiver<()>>);
+
+/// The longest a NOTIFY waits for the 202 to its REFER to go out.
+const REFER_REPLY_WAIT: Duration = Duration::from_secs(2);
+
 /// Sends the NOTIFYs handed to it on `dialog`, each after the previous
 /// one's transaction ended, until the call drops the sender. A NOTIFY the
 /// transferor does not take is logged: the application's report was still
 /// made, and the transferor has its own bound on the transfer.
-fn spawn_notifier(dialog: InviteDialog) -> mpsc::UnboundedSender<ReferReport> {
-    let (notifier, mut reports) = mpsc::unbounded_channel::<ReferReport>();
+fn spawn_notifier(dialog: InviteDialog) -> mpsc::UnboundedSender<Notification> {
+    let (notifier, mut reports) = mpsc::unbounded_channel::<Notification>();
     tokio::spawn(async move {
-        while let Some(report) = reports.recv().await {
+        while let Some((report, reply_sent)) = reports.recv().await {
+            // After the 202 to its REFER (see `ReferReplies`); the stack
+            // gives up on a transaction after 64*T1 anyway.
+            if let Some(sent) = reply_sent {
+                let _ = tokio::time::timeout(REFER_REPLY_WAIT, sent).await;
+            }
             let headers = vec![
                 Header::Event(report.event().into()),
                 Header::SubscriptionState(report.subscription_state().into()),

@@ -61,6 +61,7 @@ pub use registration::RegistrationSchedule;
 pub use rsipstack::platform::CancellationToken;
 pub use transfer::{TransferFailure, TransferOutcome};
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,7 +77,7 @@ use rsipstack::transaction::TransactionReceiver;
 use rsipstack::transport::udp::{UdpConnection, UdpInner};
 use rsipstack::transport::{SipAddr, SipConnection, TransportLayer};
 use rsipstack::EndpointBuilder;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use call::CallCore;
 use call_task::{CallTask, Role};
@@ -108,6 +109,8 @@ pub(crate) struct Shared {
     incoming_calls: AtomicUsize,
     /// Call tasks alive, incoming and outgoing: shutdown waits for 0.
     live_calls: watch::Sender<usize>,
+    /// REFERs being answered, by Call-ID and CSeq: see [`ReferReplies`].
+    pub refer_replies: ReferReplies,
     /// False once shutdown began: new INVITEs get 503.
     accepting: AtomicBool,
     events: mpsc::Sender<AgentEvent>,
@@ -396,6 +399,7 @@ impl SipAgent {
             credential: account.as_ref().map(|a| a.credential.clone()),
             incoming_calls: AtomicUsize::new(0),
             live_calls,
+            refer_replies: ReferReplies::default(),
             accepting: AtomicBool::new(true),
             events: events_tx,
             shutdown: cancel.clone(),
@@ -496,6 +500,67 @@ fn source_ip(transaction: &Transaction) -> Option<IpAddr> {
     remote.get_socketaddr().ok().map(|addr| addr.ip())
 }
 
+/// The final responses to REFERs, as the stack sends them. The call
+/// answers a REFER through rsipstack's transaction handle, which only
+/// queues the response for the task handling the transaction; our NOTIFYs
+/// go out from another task, and on a loaded machine the first one
+/// overtook the 202 (a strict transferor, SIPp, took that as a protocol
+/// error). So the task handling a REFER registers it here; the call takes
+/// the registration with the REFER and its first NOTIFY waits until the
+/// handling task has finished, that is, the 202 has been sent.
+#[derive(Clone, Default)]
+pub(crate) struct ReferReplies(Arc<Mutex<HashMap<ReferKey, oneshot::Receiver<()>>>>);
+
+/// A REFER's Call-ID and CSeq number.
+type ReferKey = (String, u32);
+
+/// Held by the task handling one REFER; dropping it says the final
+/// response is out.
+pub(crate) struct ReplySent {
+    _sent: oneshot::Sender<()>,
+    key: ReferKey,
+    replies: ReferReplies,
+}
+
+impl ReferReplies {
+    fn key(request: &rsipstack::sip::Request) -> Option<ReferKey> {
+        let call_id = request.call_id_header().ok()?.value().to_string();
+        let cseq = request.cseq_header().ok()?.seq().ok()?;
+        Some((call_id, cseq))
+    }
+
+    /// Registers `request` if it is a REFER.
+    fn expect(&self, request: &rsipstack::sip::Request) -> Option<ReplySent> {
+        if request.method != Method::Refer {
+            return None;
+        }
+        let key = Self::key(request)?;
+        let (sent, taken) = oneshot::channel();
+        self.0.lock().ok()?.insert(key.clone(), taken);
+        Some(ReplySent {
+            _sent: sent,
+            key,
+            replies: self.clone(),
+        })
+    }
+
+    /// What resolves when the final response to this REFER has been sent
+    /// (`None`: not registered, nothing to wait for).
+    pub fn take(&self, request: &rsipstack::sip::Request) -> Option<oneshot::Receiver<()>> {
+        let key = Self::key(request)?;
+        self.0.lock().ok()?.remove(&key)
+    }
+}
+
+impl Drop for ReplySent {
+    fn drop(&mut self) {
+        // Not taken by a call (refused before it got there): forget it.
+        if let Ok(mut replies) = self.replies.0.lock() {
+            replies.remove(&self.key);
+        }
+    }
+}
+
 /// How long an in-dialog request waits for a dialog the stack is still
 /// registering, and in how many steps.
 const DIALOG_RACE_STEP: Duration = Duration::from_millis(20);
@@ -554,7 +619,10 @@ fn handle_request(shared: &Arc<Shared>, mut transaction: Transaction) {
     match classify(&facts, &shared.policy, load) {
         Disposition::Dialog => {
             if let Some(mut dialog) = dialog {
+                let replies = shared.refer_replies.clone();
                 tokio::spawn(async move {
+                    // Dropped once the stack has sent the final response.
+                    let _sent = replies.expect(&transaction.original);
                     if let Err(error) = dialog.handle(&mut transaction).await {
                         log_line(format_args!(
                             "{} in dialog {} failed: {error}",
