@@ -824,15 +824,24 @@ fn redraw(root: &Path, cores: usize) {
             .then(|| fields.get(4)?.parse().ok())
             .flatten()
     }));
+    draw_svg(root, &single, cores);
+}
+
+/// Draws the single calls' distribution where `CALL_BENCH_SVG` says
+/// (default `docs/latency.svg`; `0`: nowhere).
+fn draw_svg(root: &Path, single: &[u64], cores: usize) {
     let svg = std::env::var("CALL_BENCH_SVG")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("docs/latency.svg"));
+    if svg.as_os_str() == "0" || single.is_empty() {
+        return;
+    }
     let title = format!(
         "Voice-to-voice latency, single calls ({} calls, {cores} cores)",
         single.len()
     );
-    std::fs::write(&svg, latency_svg(&single, &title)).expect("writing the SVG");
-    println!("histogram of {} calls: {}", single.len(), svg.display());
+    std::fs::write(&svg, latency_svg(single, &title)).expect("writing the SVG");
+    println!("histogram: {}", svg.display());
 }
 
 fn main() {
@@ -929,17 +938,7 @@ fn main() {
     let csv = root.join("target/bench-call/latencies.csv");
     write_csv(&csv, &results);
     println!("latencies: {}", csv.display());
-    let svg = std::env::var("CALL_BENCH_SVG")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("docs/latency.svg"));
-    if svg.as_os_str() != "0" && !single.is_empty() {
-        let title = format!(
-            "Voice-to-voice latency, single calls ({} calls, {cores} cores)",
-            single.len()
-        );
-        std::fs::write(&svg, latency_svg(&single, &title)).expect("writing the SVG");
-        println!("histogram: {}", svg.display());
-    }
+    draw_svg(&root, &single, cores);
 
     agent.stop();
     target.stop();

@@ -594,9 +594,10 @@ fn a_standing_early_partial_holds_the_whole_speech() {
         // Every pause the caller went on after: its partial (and the one
         // with the whole pad, if a soft sound followed the early one), then
         // the resumption, before the next pause.
-        let rest_of_pad = (config.trailing_pad - config.early_pad).as_millis() as usize * 8;
+        let rest_of_pad =
+            samples_of_ms((config.trailing_pad - config.early_pad).as_millis() as usize);
         let mut open: Option<usize> = None;
-        let mut pauses = 0;
+        let mut pauses = 0usize;
         for step in &sequence {
             match (*step, open) {
                 (None, Some(_)) => open = None,
@@ -618,7 +619,7 @@ fn a_standing_early_partial_holds_the_whole_speech() {
         if open.is_none() {
             failures.push(format!("{}: resumed after the turn's end", utterance.file));
         }
-        let pauses = pauses - 1;
+        let pauses = pauses.saturating_sub(1);
         let (at, audio) = &complete[standing];
         at_pauses += pauses;
         let begin = position_in(&stream, &audio.data[..FRAME]);

@@ -263,16 +263,14 @@ impl Running {
                 },
                 Some(handle),
             ),
-            DialogState::Refer(_, request, handle) => (
-                {
-                    self.refer_reply = self.task.refer_replies.take(&request);
-                    CallInput::ReferReceived {
-                        cseq: cseq(&request).unwrap_or_default(),
-                        refer_to: refer_to_values(&request),
-                    }
-                },
-                Some(handle),
-            ),
+            DialogState::Refer(_, request, handle) => {
+                self.refer_reply = self.task.refer_replies.take(&request);
+                let input = CallInput::ReferReceived {
+                    cseq: cseq(&request).unwrap_or_default(),
+                    refer_to: refer_to_values(&request),
+                };
+                (input, Some(handle))
+            }
             DialogState::Info(_, _, handle) => (
                 CallInput::RequestReceived(InDialogRequest::Info),
                 Some(handle),

@@ -18,6 +18,7 @@
 //! from a small free list.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -102,6 +103,8 @@ pub struct WhisperStt {
     context: WhisperContext,
     /// Decoder states not in use; one is created when none is free.
     states: Mutex<Vec<WhisperState>>,
+    /// Decoder states created so far, the one made at load included.
+    states_created: AtomicUsize,
     config: WhisperConfig,
     name: String,
     multilingual: bool,
@@ -149,6 +152,7 @@ impl WhisperStt {
         Ok(WhisperStt {
             context,
             states: Mutex::new(vec![first]),
+            states_created: AtomicUsize::new(1),
             config,
             name,
             multilingual,
@@ -177,6 +181,12 @@ impl WhisperStt {
                 .is_some_and(|e| e.identifies_language())
     }
 
+    /// How many decoder states this model has created (one at load, then
+    /// one for each decode that found none free). Each is tens of MB.
+    pub fn decoder_states(&self) -> usize {
+        self.states_created.load(Ordering::Relaxed)
+    }
+
     pub fn config(&self) -> &WhisperConfig {
         &self.config
     }
@@ -198,16 +208,22 @@ impl WhisperStt {
         budget: usize,
         options: &TranscribeOptions,
     ) -> Result<Pass, SttError> {
-        let mut state = match self.states.lock().ok().and_then(|mut s| s.pop()) {
-            Some(s) => s,
-            None => self
-                .context
-                .create_state()
-                .map_err(|e| SttError::Inference(format!("creating a decoder state: {e}")))?,
-        };
-        if options.cancel.as_ref().is_some_and(Cancel::is_cancelled) {
+        // Before a state is taken: one taken and dropped is one to create
+        // again.
+        if cancelled(options) {
             return Err(SttError::Cancelled);
         }
+        let mut state = match self.states.lock().ok().and_then(|mut s| s.pop()) {
+            Some(s) => s,
+            None => {
+                let state = self
+                    .context
+                    .create_state()
+                    .map_err(|e| SttError::Inference(format!("creating a decoder state: {e}")))?;
+                self.states_created.fetch_add(1, Ordering::Relaxed);
+                state
+            }
+        };
         let cores = CpuBudget::global().take(self.config.threads);
         let threads = cores.threads;
         let params = |language: Option<&'static str>| {
@@ -280,19 +296,17 @@ impl WhisperStt {
         // decode starts. Keeping it matters: a call's recognition is
         // cancelled at most pauses between words (`SpeechResumed`), and a
         // fresh state costs its allocation and tens of MB of churn.
-        if cancelled(options) {
-            if let Ok(mut free) = self.states.lock() {
-                free.push(state);
-            }
-            return Err(SttError::Cancelled);
-        }
-        let pass = result
-            .map_err(|e| SttError::Inference(e.to_string()))
-            .and_then(|()| Self::read_pass(&state))
-            .map(|mut pass| {
-                pass.language = language;
-                pass
-            });
+        let pass = if cancelled(options) {
+            Err(SttError::Cancelled)
+        } else {
+            result
+                .map_err(|e| SttError::Inference(e.to_string()))
+                .and_then(|()| Self::read_pass(&state))
+                .map(|mut pass| {
+                    pass.language = language;
+                    pass
+                })
+        };
         if let Ok(mut free) = self.states.lock() {
             free.push(state);
         }
