@@ -1,7 +1,11 @@
 //! `switchboard run --record-dir`: what a caller said in a call (the audio
 //! received, 8 kHz), written to `DIR/<Call-ID>.wav` when the call ends, and
 //! with a flow each of the caller's turns as the agent transcribed it
-//! (lead-in, speech, trailing pad) to `DIR/<Call-ID>-turn<N>.wav`: to hear
+//! (lead-in, speech, and the trailing pad, or as much of it as the
+//! recognition that stood for the turn had: see
+//! [`crate::call::turn::EndedTurn::standing_partial`]) to
+//! `DIR/<Call-ID>-turn<N>.wav`, so that `switchboard replay` on it hears
+//! exactly what the agent heard: to hear
 //! what the agent heard, or to replay a real caller's turn against a
 //! changed flow (`switchboard replay`).
 

@@ -489,9 +489,6 @@ impl Conversation {
                         continue;
                     }
                     self.flush_turn_record().await;
-                    if let Some(recording) = self.recording.as_mut() {
-                        recording.turn(&self.id, &turn.audio);
-                    }
                     self.log(format_args!(
                         "caller finished speaking ({:.1} s of speech)",
                         turn.speech_duration.as_secs_f32()
@@ -503,6 +500,15 @@ impl Conversation {
                         .standing_partial
                         .filter(|&len| self.job.as_ref().is_some_and(|j| j.audio_len == len));
                     let audio_len = reused.unwrap_or(turn.audio.data.len());
+                    if let Some(recording) = self.recording.as_mut() {
+                        // The audio recognised: a standing partial is the
+                        // start of the turn's.
+                        let heard = &turn.audio.data[..audio_len.min(turn.audio.data.len())];
+                        recording.turn(
+                            &self.id,
+                            &crate::audio::Samples::new(turn.audio.rate, heard.to_vec()),
+                        );
+                    }
                     if reused.is_none() {
                         self.start_job(turn.audio);
                     }
