@@ -42,6 +42,7 @@ use std::time::{Duration, Instant};
 use common::agent::RunningAgent;
 use common::{baresip, Fixture};
 use serde_json::Value;
+use switchboard::call::recording;
 use switchboard::flow::{load_flow, Flow};
 
 /// A Tuesday, 10:00 in New York: the support line is open.
@@ -661,17 +662,21 @@ async fn every_fixture_is_routed_live_as_offline_and_answered_at_its_destination
             .collect(),
     );
     // The audio each call's agent recognised: its one turn.
+    let recorded: Vec<PathBuf> = std::fs::read_dir(&turns)
+        .unwrap_or_else(|e| panic!("{}: {e}", turns.display()))
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .collect();
     let turn_of = |row: &Row| -> Result<PathBuf, String> {
         let call_id = row.call_id.as_deref().ok_or("no call")?;
-        let prefix = format!("{}-turn", recording_name(call_id));
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&turns)
-            .map_err(|e| format!("{}: {e}", turns.display()))?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
+        let prefix = format!("{}-turn", recording::file_name(call_id));
+        let mut found: Vec<PathBuf> = recorded
+            .iter()
             .filter(|path| {
                 path.file_name()
                     .and_then(|n| n.to_str())
                     .is_some_and(|n| n.starts_with(&prefix))
             })
+            .cloned()
             .collect();
         match found.len() {
             1 => Ok(found.remove(0)),
@@ -810,20 +815,6 @@ async fn every_fixture_is_routed_live_as_offline_and_answered_at_its_destination
         disagreements.len(),
         disagreements.join("\n")
     );
-}
-
-/// The name `switchboard run --record-dir` gives a call's files.
-fn recording_name(call_id: &str) -> String {
-    call_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// Where `switchboard replay` (STT, intent and routing on the files, no

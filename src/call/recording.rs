@@ -4,10 +4,9 @@
 //! (lead-in, speech, and the trailing pad, or as much of it as the
 //! recognition that stood for the turn had: see
 //! [`crate::call::turn::EndedTurn::standing_partial`]) to
-//! `DIR/<Call-ID>-turn<N>.wav`, so that `switchboard replay` on it hears
-//! exactly what the agent heard: to hear
-//! what the agent heard, or to replay a real caller's turn against a
-//! changed flow (`switchboard replay`).
+//! `DIR/<Call-ID>-turn<N>.wav`: to hear exactly what the agent heard, or to
+//! replay a real caller's turn against a changed flow (`switchboard
+//! replay`).
 
 use std::path::{Path, PathBuf};
 
@@ -37,12 +36,11 @@ impl Recording {
 
     /// Writes one of the caller's turns, off the async runtime, without
     /// waiting; logs only a failure (the call's own file is logged).
-    pub fn turn(&mut self, call_id: &str, audio: &Samples) {
+    pub fn turn(&mut self, call_id: &str, audio: Samples) {
         self.turns += 1;
         let path = self
             .dir
             .join(format!("{}-turn{}.wav", file_name(call_id), self.turns));
-        let audio = audio.clone();
         let call_id = call_id.to_string();
         tokio::task::spawn_blocking(move || save(&call_id, &path, &audio, false));
     }
@@ -84,9 +82,10 @@ fn save(call_id: &str, path: &Path, audio: &Samples, log_success: bool) {
     }
 }
 
-/// A Call-ID as a file name: anything but letters, digits, `-` and `.`
-/// becomes `_` (a Call-ID may hold `/` or `@`).
-fn file_name(call_id: &str) -> String {
+/// A Call-ID as a file name, the stem of a call's files: anything but
+/// letters, digits, `-` and `.` becomes `_` (a Call-ID may hold `/` or
+/// `@`).
+pub fn file_name(call_id: &str) -> String {
     call_id
         .chars()
         .map(|c| {
@@ -117,7 +116,7 @@ mod tests {
         recording.push(&Samples::new(SampleRate::TELEPHONE, vec![0.25; 160]));
         recording.push(&Samples::new(SampleRate::TELEPHONE, vec![-0.25; 160]));
         let said = Samples::new(SampleRate::TELEPHONE, vec![0.5; 480]);
-        recording.turn("call/1@host", &said);
+        recording.turn("call/1@host", said);
         recording.finish("call/1@host").await;
         // The turn is written in the background.
         let turn = dir.join("call_1_host-turn1.wav");

@@ -504,10 +504,8 @@ impl Conversation {
                         // The audio recognised: a standing partial is the
                         // start of the turn's.
                         let heard = &turn.audio.data[..audio_len.min(turn.audio.data.len())];
-                        recording.turn(
-                            &self.id,
-                            &crate::audio::Samples::new(turn.audio.rate, heard.to_vec()),
-                        );
+                        let heard = crate::audio::Samples::new(turn.audio.rate, heard.to_vec());
+                        recording.turn(&self.id, heard);
                     }
                     if reused.is_none() {
                         self.start_job(turn.audio);
