@@ -17,9 +17,14 @@
 //! applied where playout (re)starts, after buffering or an underrun, and
 //! mid-stream it only grows: when a packet comes after its slot, the
 //! buffer plays concealment instead of the next slots until the packets
-//! queued cover the (now larger) target. No frame is ever skipped to
-//! shrink the delay; a larger cushion lasts until the next restart (a
-//! pause in sending, a new stream).
+//! queued cover the (now larger) target. When the line calms down again
+//! (the spread falls as a burst leaves the window) the delay comes back
+//! down, but only through the caller's silence: once more slots than the
+//! target have stayed queued for [`SURPLUS_POLLS`] polls in a row, one
+//! quiet frame is skipped: a frame near the line's noise floor, after
+//! another such frame, never one of speech. A burst early in a call
+//! thus no longer delays every later turn of it; a line that stays uneven
+//! keeps its cushion, since its surplus never lasts.
 //!
 //! Playout follows sequence numbers, one slot per poll:
 //!
@@ -46,6 +51,24 @@ use std::time::{Duration, Instant};
 
 use crate::media::g711::Law;
 use crate::media::rtp::{payload_type_for, RtpPacket, FRAME_DURATION, FRAME_SAMPLES};
+
+/// How many polls in a row must find more slots queued than the target
+/// before one quiet frame is skipped to bring the delay down (500 ms): a
+/// surplus that lasts is the line having calmed down, not a packet that
+/// happened to come early; and one skip per half second drains the most
+/// surplus (80 ms) within two seconds of the caller's silence.
+pub const SURPLUS_POLLS: u32 = 25;
+
+/// A frame may be skipped only if it and the frame played before it are
+/// at most this loud (RMS, dBFS) ...
+const QUIET_CEILING_DBFS: f32 = -35.0;
+
+/// ... and within this much of the quietest frame of the last
+/// [`LEVEL_WINDOW`] played: the line's own noise, not a soft syllable.
+const QUIET_OVER_FLOOR_DB: f32 = 6.0;
+
+/// Frames whose levels give the line's noise floor (2 s).
+const LEVEL_WINDOW: usize = 100;
 
 /// RFC 3550 A.1: a sequence number this far ahead is a discontinuity, not
 /// a loss burst.
@@ -152,6 +175,9 @@ pub struct JitterStats {
     /// Concealment frames played to deepen the cushion mid-stream, when
     /// the line's jitter grew (also counted in `concealed`).
     pub stretched: u64,
+    /// Quiet frames skipped to bring the delay back down once the line's
+    /// jitter eased (see the module documentation).
+    pub shrunk: u64,
     /// Packets far outside the sequence window that no successor confirmed.
     pub discarded: u64,
     /// Restarts for a new SSRC or a confirmed sequence discontinuity.
@@ -204,6 +230,11 @@ pub struct JitterBuffer {
     /// Slots of delay still to add by playing concealment (see
     /// `plan_deepening`).
     deepen: usize,
+    /// Polls in a row that found more slots queued than the target.
+    surplus_polls: u32,
+    /// Levels (RMS, dBFS) of the last [`LEVEL_WINDOW`] frames played from
+    /// packets: their minimum is the line's noise floor.
+    levels: VecDeque<f32>,
     /// Arrival and RTP timestamp of the stream's first packet: the origin
     /// of transit times.
     transit_origin: Option<(Instant, u32)>,
@@ -233,6 +264,8 @@ impl JitterBuffer {
             last_audio: Vec::new(),
             concealed_run: 0,
             deepen: 0,
+            surplus_polls: 0,
+            levels: VecDeque::with_capacity(LEVEL_WINDOW),
             transit_origin: None,
             transits: VecDeque::with_capacity(TRANSIT_WINDOW),
             stats: JitterStats::default(),
@@ -344,8 +377,60 @@ impl JitterBuffer {
                 self.stats.stretched += 1;
                 Some(self.conceal())
             }
-            Playout::Playing => Some(self.play_slot()),
+            Playout::Playing => {
+                self.shrink_in_silence();
+                Some(self.play_slot())
+            }
         }
+    }
+
+    /// While playing: when more slots than the target have stayed queued
+    /// for [`SURPLUS_POLLS`] polls, skips the next slot if it and the last
+    /// frame played are quiet (the caller's silence), which takes 20 ms off
+    /// the delay. The skipped packet counts as played (a copy of it that
+    /// comes later is a duplicate).
+    fn shrink_in_silence(&mut self) {
+        let (Some(next), Some((&newest, _))) = (self.next, self.queue.last_key_value()) else {
+            self.surplus_polls = 0;
+            return;
+        };
+        // Slots still queued after this poll plays one, against the
+        // target in slots: in a steady stream they are equal.
+        if newest - next <= self.target_slots() {
+            self.surplus_polls = 0;
+            return;
+        }
+        self.surplus_polls = self.surplus_polls.saturating_add(1);
+        if self.surplus_polls < SURPLUS_POLLS || !self.quiet_level(level_dbfs(&self.last_audio)) {
+            return;
+        }
+        let Some(payload) = self.queue.get(&next) else {
+            return;
+        };
+        let law = self.config.law;
+        let samples: Vec<i16> = payload.iter().map(|&byte| law.decode(byte)).collect();
+        if !self.quiet_level(level_dbfs(&samples)) {
+            return;
+        }
+        self.queue.remove(&next);
+        self.next = Some(next + 1);
+        self.history = (self.history << 1) | 1;
+        self.stats.shrunk += 1;
+        self.surplus_polls = 0;
+    }
+
+    /// The target delay in 20 ms slots, rounded up.
+    fn target_slots(&self) -> i64 {
+        self.target_delay()
+            .as_micros()
+            .div_ceil(FRAME_DURATION.as_micros()) as i64
+    }
+
+    /// Whether a frame at `level` dBFS is the line's silence: under
+    /// [`QUIET_CEILING_DBFS`] and near the quietest recent frame.
+    fn quiet_level(&self, level: f32) -> bool {
+        let floor = self.levels.iter().copied().fold(f32::INFINITY, f32::min);
+        level <= QUIET_CEILING_DBFS && level <= floor + QUIET_OVER_FLOOR_DB
     }
 
     /// A packet came after its slot had been played or concealed: the
@@ -356,10 +441,7 @@ impl JitterBuffer {
         let (Some(next), Some((&newest, _))) = (self.next, self.queue.last_key_value()) else {
             return;
         };
-        let wanted = self
-            .target_delay()
-            .as_micros()
-            .div_ceil(FRAME_DURATION.as_micros()) as i64;
+        let wanted = self.target_slots();
         let queued = newest - next + 1;
         self.deepen = usize::try_from(wanted - queued).unwrap_or(0);
     }
@@ -454,6 +536,7 @@ impl JitterBuffer {
     fn begin_playout(&mut self) {
         // The hold just served was the current target.
         self.deepen = 0;
+        self.surplus_polls = 0;
         if let Some((&first, _)) = self.queue.first_key_value() {
             if let Some(next) = self.next {
                 let gap = first - next;
@@ -478,6 +561,10 @@ impl JitterBuffer {
             self.history = (self.history << 1) | 1;
             self.stats.played += 1;
             self.concealed_run = 0;
+            if self.levels.len() == LEVEL_WINDOW {
+                self.levels.pop_front();
+            }
+            self.levels.push_back(level_dbfs(&samples));
             self.last_audio.clone_from(&samples);
             return Frame::Audio {
                 // The low 16 bits of the extended number are the wire's.
@@ -525,6 +612,8 @@ impl JitterBuffer {
     fn restart(&mut self) {
         self.stats.resets += 1;
         self.deepen = 0;
+        self.surplus_polls = 0;
+        self.levels.clear();
         self.transit_origin = None;
         self.transits.clear();
         self.queue.clear();
@@ -536,6 +625,16 @@ impl JitterBuffer {
             Playout::Playing | Playout::Underrun { .. } => Playout::Underrun { since: None },
         };
     }
+}
+
+/// RMS level of a frame in dBFS; an empty or all-zero frame is -inf.
+fn level_dbfs(samples: &[i16]) -> f32 {
+    if samples.is_empty() {
+        return f32::NEG_INFINITY;
+    }
+    let energy: f64 = samples.iter().map(|&s| f64::from(s).powi(2)).sum();
+    let rms = (energy / samples.len() as f64).sqrt() / 32_768.0;
+    (20.0 * rms.log10()) as f32
 }
 
 #[cfg(test)]
@@ -957,5 +1056,169 @@ mod tests {
             let _ = buffer.poll_frame(now);
             assert!(buffer.buffered() <= 10);
         }
+    }
+
+    /// The caller's line for the shrinking tests: packets from 1000, one
+    /// per tick, speech (about -20 dBFS) where `speech(tick)` says so and
+    /// the line's hiss (about -60 dBFS) elsewhere; the packet sent at tick
+    /// `spike_at` arrives `late_by` ticks late.
+    fn caller_line(
+        ticks: u32,
+        speech: impl Fn(u32) -> bool,
+        spike_at: u32,
+        late_by: u32,
+    ) -> Vec<(u32, RtpPacket)> {
+        let mut arrivals: Vec<(u32, RtpPacket)> = (0..ticks)
+            .map(|tick| {
+                let level: i16 = if speech(tick) { 3_000 } else { 30 };
+                let samples: Vec<u8> = (0..FRAME_SAMPLES)
+                    .map(|i| LAW.encode(if i % 2 == 0 { level } else { -level }))
+                    .collect();
+                let packet = RtpPacket {
+                    payload: samples,
+                    ..packet(1_000 + tick as u16)
+                };
+                let delay = if tick == spike_at { late_by } else { 0 };
+                (tick + delay, packet)
+            })
+            .collect();
+        arrivals.sort_by_key(|(tick, _)| *tick);
+        arrivals
+    }
+
+    /// What [`play`] saw.
+    struct Played {
+        /// Sequence numbers played, in order.
+        sequences: Vec<u16>,
+        /// Per tick, the slots queued behind the one played.
+        depth: Vec<usize>,
+        /// The ticks at which a frame was skipped to shrink the delay.
+        shrinks: Vec<u32>,
+    }
+
+    /// Plays `arrivals` tick by tick.
+    fn play(buffer: &mut JitterBuffer, arrivals: &[(u32, RtpPacket)], ticks: u32) -> Played {
+        let t0 = Instant::now();
+        let (mut sequences, mut depth, mut shrinks) = (Vec::new(), Vec::new(), Vec::new());
+        for tick in 0..ticks {
+            let now = t0 + FRAME_DURATION * tick;
+            for (_, packet) in arrivals.iter().filter(|(at, _)| *at == tick) {
+                buffer.handle_packet(now, packet.clone());
+            }
+            let shrunk = buffer.stats().shrunk;
+            if let Some(Frame::Audio { sequence, .. }) = buffer.poll_frame(now) {
+                sequences.push(sequence);
+            }
+            if buffer.stats().shrunk > shrunk {
+                shrinks.push(tick);
+            }
+            depth.push(buffer.buffered());
+        }
+        Played {
+            sequences,
+            depth,
+            shrinks,
+        }
+    }
+
+    #[test]
+    fn a_calmed_line_gives_its_cushion_back_in_the_callers_silence() {
+        // Speech for the first 2 s and from 8 s on, the line's hiss in
+        // between; one packet 80 ms late at 0.5 s.
+        let speech = |tick: u32| !(100..400).contains(&tick);
+        let arrivals = caller_line(500, speech, 25, 4);
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let Played {
+            sequences: played,
+            depth,
+            shrinks,
+        } = play(&mut buffer, &arrivals, 500);
+        let stats = buffer.stats();
+        assert_eq!((stats.late, stats.lost), (1, 1), "only the spike is lost");
+        assert!(
+            stats.stretched >= 3,
+            "the spike deepened the cushion: {stats:?}"
+        );
+        // The spike leaves the transit window after 5 s (tick 275); the
+        // surplus goes within the silence that follows.
+        assert_eq!(buffer.target_delay(), Duration::from_millis(20));
+        assert_eq!(
+            stats.shrunk, stats.stretched,
+            "all of the added delay given back"
+        );
+        assert_eq!(
+            depth[..26].iter().max(),
+            Some(&1),
+            "a clean start plays one behind"
+        );
+        assert!(
+            depth[200..270].iter().all(|&d| d > 1),
+            "the cushion holds while the spike is remembered"
+        );
+        assert!(
+            depth[400..].iter().all(|&d| d <= 1),
+            "back to one behind: {:?}",
+            &depth[390..]
+        );
+        println!(
+            "an 80 ms spike at 0.5 s deepened the cushion by {} ms; {} ms given back in \
+             the silence from 2 s, at {:?} s",
+            stats.stretched * 20,
+            stats.shrunk * 20,
+            shrinks.iter().map(|t| *t as f32 * 0.02).collect::<Vec<_>>()
+        );
+        assert!(
+            shrinks.windows(2).all(|w| w[1] - w[0] >= 25),
+            "at most one frame skipped per 500 ms: {shrinks:?}"
+        );
+        // Every skipped packet was the line's hiss, never speech.
+        let skipped: Vec<u16> = (1_000..1_500u16)
+            .filter(|s| *s != 1_025 && !played.contains(s))
+            .collect();
+        // Not played: the late one, the skipped ones and those still queued.
+        let queued = buffer.buffered() as u64;
+        assert_eq!(skipped.len() as u64, stats.shrunk + queued, "{skipped:?}");
+        for s in skipped.iter().filter(|&&s| s < 1_500 - queued as u16) {
+            assert!(!speech(u32::from(s - 1_000)), "speech packet {s} skipped");
+        }
+    }
+
+    #[test]
+    fn speech_is_never_skipped_to_shrink_the_delay() {
+        let arrivals = caller_line(500, |_| true, 25, 4);
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        let played = play(&mut buffer, &arrivals, 500).sequences;
+        let stats = buffer.stats();
+        assert_eq!(stats.shrunk, 0);
+        assert_eq!(buffer.target_delay(), Duration::from_millis(20));
+        assert_eq!(
+            played.len(),
+            500 - 1 - buffer.buffered(),
+            "every packet but the late one"
+        );
+    }
+
+    #[test]
+    fn a_line_that_stays_uneven_keeps_its_cushion() {
+        // Silence throughout, each packet 0 to 60 ms late at random: the
+        // queue runs deeper than the target whenever a few come early
+        // together, but that never lasts, so nothing is skipped, and
+        // nothing is lost after the cushion has grown to the spread.
+        let mut state = 0x9E37_79B9_u32;
+        let mut arrivals: Vec<(u32, RtpPacket)> = caller_line(600, |_| false, u32::MAX, 0)
+            .into_iter()
+            .map(|(tick, packet)| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                (tick + state % 4, packet)
+            })
+            .collect();
+        arrivals.sort_by_key(|(tick, _)| *tick);
+        let mut buffer = JitterBuffer::new(JitterConfig::new(LAW));
+        play(&mut buffer, &arrivals, 600);
+        let stats = buffer.stats();
+        assert_eq!(stats.shrunk, 0, "{stats:?}");
+        assert_eq!((stats.late, stats.lost), (1, 1), "{stats:?}");
     }
 }

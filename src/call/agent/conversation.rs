@@ -108,9 +108,13 @@ pub async fn handle_call(
             let ended = call.run(caller).await;
             if let Ok(stats) = call.leg.media_stats().await {
                 let buffer = stats.jitter_buffer;
-                let deepened = match buffer.stretched {
-                    0 => String::new(),
-                    slots => format!("; jitter buffer deepened by {} ms", slots * 20),
+                let deepened = match (buffer.stretched, buffer.shrunk) {
+                    (0, 0) => String::new(),
+                    (stretched, shrunk) => format!(
+                        "; jitter buffer deepened by {} ms, {} ms given back in silence",
+                        stretched * 20,
+                        shrunk * 20
+                    ),
                 };
                 call_log(
                     &id,
