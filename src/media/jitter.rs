@@ -351,8 +351,9 @@ impl JitterBuffer {
     /// The frame for the current 20 ms slot, or `None` before playout has
     /// started.
     pub fn poll_frame(&mut self, now: Instant) -> Option<Frame> {
-        // The target is worked out only where playout waits on it, not on
-        // every slot played.
+        // The target is worked out where playout waits on it, and while
+        // playing only when more than one slot is queued (see
+        // `shrink_in_silence`).
         let held = |since: Instant, buffer: &Self| {
             now.saturating_duration_since(since) >= buffer.target_delay()
         };
@@ -395,8 +396,11 @@ impl JitterBuffer {
             return;
         };
         // Slots still queued after this poll plays one, against the
-        // target in slots: in a steady stream they are equal.
-        if newest - next <= self.target_slots() {
+        // target in slots: in a steady stream they are equal. One behind
+        // is the least target there is, so the common case of a clean
+        // line does not work the target out on every slot.
+        let behind = newest - next;
+        if behind <= 1 || behind <= self.target_slots() {
             self.surplus_polls = 0;
             return;
         }
